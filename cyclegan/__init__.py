@@ -1,0 +1,1 @@
+"""What every stage shares: generator architectures, the model-package format, image conversion."""

@@ -1,0 +1,132 @@
+"""The CycleGAN ResNet generator (Johnson et al. 2016, as used by Zhu et al. 2017).
+
+Input and output are (N, 3, H, W) in [-1, 1]; H and W must be multiples of 4 because the
+network downsamples twice. The config is saved beside the weights, so any stage can rebuild
+the network from a model package alone.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+# The generator halves the resolution twice, so inputs must be multiples of this.
+SIZE_MULTIPLE = 4
+
+
+class GeneratorConfig(BaseModel):
+    """Everything needed to rebuild a generator; saved in model.json."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: Literal["resnet"] = "resnet"
+    ngf: int = Field(64, ge=1, description="filters in the first layer")
+    n_blocks: int = Field(9, ge=1, description="residual blocks at the bottleneck")
+    in_channels: int = Field(3, ge=1)
+    out_channels: int = Field(3, ge=1)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=True),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=True),
+            nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3, tanh."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        ngf = config.ngf
+        # InstanceNorm without affine parameters follows the reference, so conv biases stay on.
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(config.in_channels, ngf, 7, bias=True),
+            nn.InstanceNorm2d(ngf),
+            nn.ReLU(inplace=True),
+        ]
+        for i in range(2):  # downsample: (N, ngf, H, W) -> (N, 4ngf, H/4, W/4)
+            channels = ngf * 2**i
+            layers += [
+                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
+                nn.InstanceNorm2d(channels * 2),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [ResidualBlock(ngf * 4) for _ in range(config.n_blocks)]
+        for i in range(2):  # upsample back to (N, ngf, H, W)
+            channels = ngf * 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=True
+                ),
+                nn.InstanceNorm2d(channels // 2),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(ngf, config.out_channels, 7),
+            nn.Tanh(),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]
+        return self.model(x)
+
+
+def build_generator(config: GeneratorConfig) -> nn.Module:
+    """One factory for every stage; the only architecture today is the ResNet generator."""
+    if config.arch == "resnet":
+        return ResnetGenerator(config)
+    raise ValueError(f"unknown generator architecture {config.arch!r}")
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """The reference's 'normal' init: conv weights ~ N(0, 0.02), biases 0."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(layer.weight, 0.0, gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def count_macs(config: GeneratorConfig, height: int, width: int) -> int:
+    """Multiply-accumulates of one forward pass at (height, width), counted from the layers."""
+    net = build_generator(config)
+    total = 0
+
+    def hook(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d))
+        kernel = layer.kernel_size[0] * layer.kernel_size[1]
+        if isinstance(layer, nn.ConvTranspose2d):  # each input pixel scatters a full kernel
+            pixels = inputs[0].shape[-2] * inputs[0].shape[-1]
+        else:
+            pixels = output.shape[-2] * output.shape[-1]
+        total += pixels * kernel * layer.in_channels * layer.out_channels // layer.groups
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in net.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
+    with torch.no_grad():
+        net(torch.zeros(1, config.in_channels, height, width))
+    for h in handles:
+        h.remove()
+    return total

@@ -1,0 +1,264 @@
+"""The model package: the hand-over format between training, compile and serving.
+
+A package is a directory holding `model.json` (validated by `PackageManifest`) and one
+safetensors file per generator, plus what `compile` adds (ONNX graphs, TensorRT plans).
+`load_package` checks the schema, that every file is present and that every hash matches,
+and raises `PackageError` with a message that says exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cyclegan.generator import GeneratorConfig, build_generator
+
+MANIFEST = "model.json"
+FORMAT_VERSION = 1
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class PackageError(Exception):
+    """A model package that cannot be used; the message says why and where."""
+
+
+class FileRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(description="path relative to the package directory")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class OnnxInfo(FileRef):
+    """Written by `compile onnx`."""
+
+    opset: int
+    max_abs_error: float = Field(description="vs the PyTorch generator, fp32, measured")
+    fp16: FileRef | None = None
+    fp16_psnr_db: float | None = None
+
+
+class Direction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    target: str
+    generator: GeneratorConfig
+    weights: FileRef
+    native_resolution: int = Field(ge=4, description="image scale the generator was trained at")
+    onnx: OnnxInfo | None = None
+
+
+class PackageManifest(BaseModel):
+    """The schema of model.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str = Field(pattern=NAME_PATTERN)
+    version: str = Field(min_length=1)
+    domains: tuple[str, str]
+    directions: dict[str, Direction]
+    training: dict[str, Any] = Field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PackageManifest:
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {self.format_version} is not supported (expected {FORMAT_VERSION})"
+            )
+        for domain in self.domains:
+            if not re.match(NAME_PATTERN, domain):
+                raise ValueError(f"domain name {domain!r} must match {NAME_PATTERN}")
+        if not self.directions:
+            raise ValueError("a package must serve at least one direction")
+        for name, direction in self.directions.items():
+            if name != direction_name(direction.source, direction.target):
+                raise ValueError(
+                    f"direction {name!r} must be named "
+                    f"{direction_name(direction.source, direction.target)!r}"
+                )
+            if {direction.source, direction.target} != set(self.domains):
+                raise ValueError(f"direction {name!r} must translate between {self.domains}")
+        return self
+
+
+class ModelPackage:
+    """A validated package on disk."""
+
+    def __init__(self, path: Path, manifest: PackageManifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def direction(self, name: str) -> Direction:
+        try:
+            return self.manifest.directions[name]
+        except KeyError:
+            valid = ", ".join(sorted(self.manifest.directions))
+            raise PackageError(f"{self.path}: no direction {name!r} (it has: {valid})") from None
+
+    def load_generator(self, direction: str) -> nn.Module:
+        """The generator for `direction`, in eval mode, on the CPU."""
+        spec = self.direction(direction)
+        net = build_generator(spec.generator)
+        state = load_file(self.path / spec.weights.file)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as error:
+            raise PackageError(
+                f"{self.path / spec.weights.file}: weights do not fit the generator config "
+                f"{spec.generator.model_dump()}: {error}"
+            ) from None
+        return net.eval()
+
+    def save_manifest(self) -> None:
+        """Rewrite model.json (e.g. after compile or evaluate added to it)."""
+        write_json_atomic(self.path / MANIFEST, self.manifest.model_dump(mode="json"))
+
+
+def direction_name(source: str, target: str) -> str:
+    return f"{source}2{target}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a crash leaves either the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _check_file(root: Path, ref: FileRef, what: str) -> None:
+    path = root / ref.file
+    if Path(ref.file).is_absolute() or ".." in Path(ref.file).parts:
+        raise PackageError(
+            f"{root / MANIFEST}: {what} file {ref.file!r} must stay inside the package"
+        )
+    if not path.is_file():
+        raise PackageError(f"{root}: {what} file {ref.file!r} is missing")
+    actual = sha256_file(path)
+    if actual != ref.sha256:
+        raise PackageError(
+            f"{path}: sha256 is {actual}, model.json says {ref.sha256} "
+            "(the file was changed or corrupted after the package was written)"
+        )
+
+
+def load_package(path: str | Path, check_hashes: bool = True) -> ModelPackage:
+    """Read and validate a package directory; raise PackageError saying what is wrong."""
+    root = Path(path)
+    if not root.is_dir():
+        raise PackageError(f"{root}: not a directory (expected a model package)")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise PackageError(f"{root}: no {MANIFEST} (is this a model package?)")
+    try:
+        raw = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PackageError(f"{manifest_path}: not valid JSON: {error}") from None
+    try:
+        manifest = PackageManifest.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise PackageError(f"{manifest_path}: invalid: {problems}") from None
+    if check_hashes:
+        for name, direction in manifest.directions.items():
+            _check_file(root, direction.weights, f"{name} weights")
+            if direction.onnx is not None:
+                _check_file(root, direction.onnx, f"{name} ONNX")
+                if direction.onnx.fp16 is not None:
+                    _check_file(root, direction.onnx.fp16, f"{name} FP16 ONNX")
+    for direction in manifest.directions.values():
+        try:  # reads the header only: is it a safetensors file at all?
+            with safe_open(root / direction.weights.file, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise PackageError(
+                f"{root / direction.weights.file}: not a safetensors file: {error}"
+            ) from None
+    return ModelPackage(root, manifest)
+
+
+def write_package(
+    out: str | Path,
+    *,
+    name: str,
+    version: str,
+    domains: tuple[str, str],
+    generators: dict[str, tuple[nn.Module, GeneratorConfig]],
+    native_resolution: int,
+    training: dict[str, Any] | None = None,
+) -> ModelPackage:
+    """Write a package; `generators` maps "ab"/"ba" to (network, its config).
+
+    The package is assembled in a temporary directory beside `out` and moved into place,
+    so a crash never leaves a half-written package under the final name.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        directions: dict[str, Direction] = {}
+        ends = {"ab": (domains[0], domains[1]), "ba": (domains[1], domains[0])}
+        for key, (net, config) in generators.items():
+            source, target = ends[key]
+            filename = f"generator_{key}.safetensors"
+            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+            save_file(state, staging / filename, metadata={"generator": config.model_dump_json()})
+            directions[direction_name(source, target)] = Direction(
+                source=source,
+                target=target,
+                generator=config,
+                weights=FileRef(file=filename, sha256=sha256_file(staging / filename)),
+                native_resolution=native_resolution,
+            )
+        manifest = PackageManifest(
+            name=name,
+            version=version,
+            domains=domains,
+            directions=directions,
+            training=training or {},
+        )
+        write_json_atomic(staging / MANIFEST, manifest.model_dump(mode="json"))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_package(out)

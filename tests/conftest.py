@@ -1,0 +1,49 @@
+"""Shared fixtures: a few real horse2zebra images, tiny configs, the gpu marker."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "horse2zebra"
+
+# Tiny networks keep every training test to seconds on two CPU cores.
+TINY_FLAGS = [
+    "--ngf", "8", "--n-blocks", "1", "--ndf", "8", "--n-layers", "2",
+    "--image-size", "32", "--load-size", "36", "--workers", "0",
+]  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def horse2zebra() -> Path:
+    if not (DATA / "trainA").is_dir():
+        pytest.fail(f"the horse2zebra data set is missing at {DATA} (see shared/data)")
+    return DATA
+
+
+def real_images(split: str, count: int) -> list[Path]:
+    return sorted((DATA / split).iterdir())[:count]
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path, horse2zebra: Path) -> Path:
+    """DIR/trainA, trainB, testA, testB with a few real images each (copied into tmp)."""
+    root = tmp_path / "data"
+    for split, count in (("trainA", 6), ("trainB", 5), ("testA", 3), ("testB", 3)):
+        (root / split).mkdir(parents=True)
+        for file in real_images(split, count):
+            shutil.copy(file, root / split / file.name)
+    return root

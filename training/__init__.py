@@ -1,0 +1,1 @@
+"""CycleGAN training: unpaired data, discriminators, losses, the loop, checkpoints, evaluation."""

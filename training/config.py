@@ -1,0 +1,90 @@
+"""The one flat training config: defaults, then a YAML/JSON file, then command-line flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cyclegan.generator import SIZE_MULTIPLE, GeneratorConfig
+
+
+class TrainConfig(BaseModel):
+    """Defaults are the reference CycleGAN's (junyanz/pytorch-CycleGAN-and-pix2pix)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path
+    domains: tuple[str, str] = ("a", "b")
+    name: str | None = Field(None, description="package name; default '<a>2<b>'")
+    # images
+    load_size: int = Field(286, ge=4, description="shorter side is resized to this")
+    image_size: int = Field(256, ge=4, description="random square crop fed to the networks")
+    flip: bool = True
+    # networks
+    ngf: int = Field(64, ge=1)
+    n_blocks: int = Field(9, ge=1)
+    ndf: int = Field(64, ge=1)
+    n_layers: int = Field(3, ge=1, description="discriminator depth; 3 gives 70x70 patches")
+    # objective
+    gan_loss: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
+    lambda_cycle: float = Field(10.0, ge=0)
+    lambda_identity: float = Field(0.5, ge=0, description="times lambda_cycle; 0 turns it off")
+    pool_size: int = Field(50, ge=0)
+    # optimisation
+    batch_size: int = Field(1, ge=1, description="per process")
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = Field(100, ge=0, description="epochs at constant lr")
+    epochs_decay: int = Field(100, ge=0, description="epochs of linear decay to 0")
+    max_steps: int | None = Field(None, ge=1, description="stop at this global step")
+    # bookkeeping
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(1000, ge=1)
+    sample_every: int = Field(500, ge=1)
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 0
+    workers: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.image_size % SIZE_MULTIPLE:
+            raise ValueError(f"image_size must be a multiple of {SIZE_MULTIPLE}")
+        if self.image_size > self.load_size:
+            raise ValueError("image_size (the crop) cannot exceed load_size")
+        if self.domains[0] == self.domains[1]:
+            raise ValueError("the two domains need different names")
+        if self.epochs + self.epochs_decay == 0 and self.max_steps is None:
+            raise ValueError("nothing to train: epochs + epochs_decay is 0 and no max_steps")
+        return self
+
+    @property
+    def package_name(self) -> str:
+        return self.name or f"{self.domains[0]}2{self.domains[1]}"
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML or JSON mapping of TrainConfig keys (dashes or underscores)."""
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def resolve_config(
+    file_values: dict[str, Any], flag_values: dict[str, Any], base: dict[str, Any] | None = None
+) -> TrainConfig:
+    """base (a resumed run's saved config) < file < flags; flags left unset are None."""
+    merged: dict[str, Any] = dict(base or {})
+    merged.update(file_values)
+    merged.update({key: value for key, value in flag_values.items() if value is not None})
+    return TrainConfig.model_validate(merged)
