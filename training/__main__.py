@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cyclegan.package import PackageError
+from cyclegan.package import PackageError, write_json_atomic
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.config import TrainConfig, read_config_file, resolve_config
 from training.data import DataError
@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--run", type=Path, required=True)
     package.add_argument("--out", type=Path, required=True)
 
+    evaluate = commands.add_parser("evaluate", help="measure a package on DIR/testA, testB")
+    evaluate.add_argument("--package", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True, help="folder with train/test A/B")
+    evaluate.add_argument("--out", type=Path, help="report JSON (default PACKAGE/evaluation.json)")
+    evaluate.add_argument(
+        "--inception-weights", type=Path,
+        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth, for standard FID/KID",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--classifier-cache", type=Path, default=Path("runs/classifiers"),
+        help="where the domain classifier is cached (trained on first use)",
+    )  # fmt: skip
+    evaluate.add_argument("--resolution", type=int, help="default: the package's native one")
+    evaluate.add_argument("--limit", type=int, help="at most this many test images per domain")
+    evaluate.add_argument(
+        "--write-package", action="store_true", help="also store the results in model.json"
+    )
     return parser
 
 
@@ -113,6 +130,35 @@ def run_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cyclegan.package import load_package
+    from training.classifier import load_or_train_classifier
+    from training.evaluate import evaluate_package
+
+    package = load_package(args.package)
+    if not (args.data / "testA").is_dir() or not (args.data / "testB").is_dir():
+        raise DataError(f"{args.data}: needs testA/ and testB/ to evaluate on")
+    inception = None
+    if args.inception_weights is not None:
+        from training.inception import load_fid_inception
+
+        inception = load_fid_inception(args.inception_weights)
+    classifier = load_or_train_classifier(args.data, args.classifier_cache)
+    out = args.out or package.path / "evaluation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = evaluate_package(
+        package, args.data, classifier, inception, args.resolution, args.limit,
+        grid_path=out.with_suffix(".png"),
+    )  # fmt: skip
+    write_json_atomic(out, report)
+    log.info("report written: %s (grid %s)", out, out.with_suffix(".png"))
+    if args.write_package:
+        package.manifest.evaluation = report
+        package.save_manifest()
+        log.info("evaluation stored in %s", package.path / "model.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -121,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handlers = {"train": run_train, "package": run_package}
+    handlers = {"train": run_train, "package": run_package, "evaluate": run_evaluate}
     try:
         return handlers[args.command](args)
     except ValidationError as error:

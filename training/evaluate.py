@@ -1,0 +1,167 @@
+"""Evaluate a model package on held-out test folders.
+
+For each direction (testA -> B, testB -> A) it reports:
+- domain score: share of translated images the domain classifier assigns to the target domain;
+- content preservation: cycle-reconstruction PSNR and SSIM, x vs F(G(x));
+- diversity: mean pairwise feature distance of the translations over that of the real target
+  images (a collapsed generator scores near 0);
+- FID and KID in the classifier's feature space, and in Inception-v3's when weights are given;
+and the same FID/KID between the real source and real target images, as a scale to read by.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from cyclegan.generator import SIZE_MULTIPLE
+from cyclegan.imaging import image_grid, image_to_tensor
+from cyclegan.package import ModelPackage
+from training.classifier import TrainedClassifier
+from training.data import DataError, load_image, scan_folder
+from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
+
+log = logging.getLogger(__name__)
+
+GRID_IMAGES = 4  # per direction in the sample grid
+
+
+def load_test_images(folder: Path, resolution: int, limit: int | None) -> Tensor:
+    """(N, 3, r, r) in [-1, 1]: shorter side resized to `resolution`, centre-cropped square."""
+    files = scan_folder(folder).files[:limit]
+    images = []
+    for path in files:
+        tensor = image_to_tensor(load_image(path))[None]
+        height, width = tensor.shape[-2:]
+        scale = resolution / min(height, width)
+        size = (max(resolution, round(height * scale)), max(resolution, round(width * scale)))
+        if size != (height, width):
+            tensor = F.interpolate(
+                tensor, size=size, mode="bicubic", antialias=True, align_corners=False
+            ).clamp(-1, 1)
+        top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+        images.append(tensor[0, :, top : top + resolution, left : left + resolution])
+    return torch.stack(images)
+
+
+@torch.no_grad()
+def translate_all(net: torch.nn.Module, images: Tensor, batch_size: int, desc: str) -> Tensor:
+    outputs = [
+        net(chunk) for chunk in tqdm(images.split(batch_size), desc=desc, unit="batch", leave=False)
+    ]
+    return torch.cat(outputs)
+
+
+def feature_metrics(fake: Tensor, real: Tensor, prefix: str) -> dict[str, float]:
+    kid_mean, kid_std = kid(fake, real)
+    return {
+        f"{prefix}_fid": fid(fake, real),
+        f"{prefix}_kid": kid_mean,
+        f"{prefix}_kid_std": kid_std,
+    }
+
+
+def evaluate_package(
+    package: ModelPackage,
+    data: Path,
+    classifier: TrainedClassifier,
+    inception: torch.nn.Module | None = None,
+    resolution: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+    grid_path: Path | None = None,
+) -> dict[str, Any]:
+    """The report (a JSON-ready dict) for every direction of `package` on DIR/testA, testB."""
+    domains = package.manifest.domains
+    sides = {domains[0]: "A", domains[1]: "B"}
+    report: dict[str, Any] = {
+        "package": package.name,
+        "version": package.manifest.version,
+        "data": str(data),
+        "evaluated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "classifier": {
+            "file": classifier.path.name,
+            "test_accuracy": classifier.test_accuracy,
+            "feature_dim": classifier.net.feature_dim,
+        },
+        "feature_spaces": ["classifier"] + (["inception"] if inception is not None else []),
+        "directions": {},
+    }
+    grid_rows: list[list[Tensor]] = []
+    loaded: dict[tuple[Path, int], Tensor] = {}
+
+    def test_images(folder: Path, size: int) -> Tensor:  # each folder decoded once per size
+        if not folder.is_dir():
+            raise DataError(f"{folder}: test folder is missing (evaluate needs testA and testB)")
+        if (folder, size) not in loaded:
+            loaded[(folder, size)] = load_test_images(folder, size, limit)
+        return loaded[(folder, size)]
+
+    for name, direction in package.manifest.directions.items():
+        size = resolution or direction.native_resolution
+        size -= size % SIZE_MULTIPLE
+        source_folder = data / f"test{sides[direction.source]}"
+        target_folder = data / f"test{sides[direction.target]}"
+        for folder in (source_folder, target_folder):
+            if not folder.is_dir():
+                raise DataError(
+                    f"{folder}: test folder is missing (evaluate needs testA and testB)"
+                )
+        source = load_test_images(source_folder, size, limit)
+        target = load_test_images(target_folder, size, limit)
+        forward = package.load_generator(name)
+        backward_name = f"{direction.target}2{direction.source}"
+        fake = translate_all(forward, source, batch_size, f"{name}")
+        reconstructed = translate_all(
+            package.load_generator(backward_name), fake, batch_size, f"{backward_name} (cycle)"
+        )
+        target_label = 0 if sides[direction.target] == "A" else 1
+        fake_labels, fake_features = classifier.predict(fake)
+        source_labels, source_features = classifier.predict(source)
+        _, target_features = classifier.predict(target)
+        result: dict[str, Any] = {
+            "source_images": len(source),
+            "target_images": len(target),
+            "resolution": size,
+            "domain_score": float((fake_labels == target_label).float().mean()),
+            "domain_score_of_untranslated_inputs": float(
+                (source_labels == target_label).float().mean()
+            ),
+            "cycle_psnr_db": float(psnr(source, reconstructed).mean()),
+            "cycle_ssim": float(ssim(source, reconstructed).mean()),
+            "diversity_ratio": mean_pairwise_distance(fake_features)
+            / mean_pairwise_distance(target_features),
+            **feature_metrics(fake_features, target_features, "classifier"),
+            "baseline": feature_metrics(source_features, target_features, "classifier"),
+        }
+        if inception is not None:
+            from training.inception import inception_features
+
+            fake_inc = inception_features(inception, fake)
+            target_inc = inception_features(inception, target)
+            result.update(feature_metrics(fake_inc, target_inc, "inception"))
+            result["baseline"].update(
+                feature_metrics(inception_features(inception, source), target_inc, "inception")
+            )
+        report["directions"][name] = result
+        log.info(
+            "%s: domain score %.3f, cycle PSNR %.2f dB, SSIM %.3f, classifier-FID %.2f",
+            name, result["domain_score"], result["cycle_psnr_db"], result["cycle_ssim"],
+            result["classifier_fid"],
+        )  # fmt: skip
+        count = min(GRID_IMAGES, len(source))
+        grid_rows.append([*source[:count], *fake[:count]])
+    if grid_path is not None:
+        # one row per direction: the inputs, then their translations
+        width = max(len(row) for row in grid_rows)
+        blank = torch.ones_like(grid_rows[0][0])
+        image_grid([row + [blank] * (width - len(row)) for row in grid_rows]).save(grid_path)
+        report["grid"] = grid_path.name
+    return report
