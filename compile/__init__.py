@@ -1,0 +1,1 @@
+"""Compile stage: model package -> ONNX graphs (fp32, fp16) -> FP16 TensorRT engines, verified."""

@@ -1,0 +1,84 @@
+"""`python -m compile onnx | tensorrt | verify --package PKG`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cyclegan.backends import BackendUnavailable
+from cyclegan.package import PackageError, load_package
+
+log = logging.getLogger("compile")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m compile", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    onnx = commands.add_parser("onnx", help="export fp32 and fp16 ONNX graphs, verified")
+    onnx.add_argument("--package", type=Path, required=True)
+
+    trt = commands.add_parser("tensorrt", help="build FP16 TensorRT engines for this GPU")
+    trt.add_argument("--package", type=Path, required=True)
+    trt.add_argument("--max-batch", type=int, default=16, help="match the service's max batch size")
+    trt.add_argument("--opt-batch", type=int, help="default: max-batch / 2")
+    trt.add_argument("--min-size", type=int, default=64, help="smallest height/width")
+    trt.add_argument("--opt-size", type=int, default=256, help="height/width to tune for")
+    trt.add_argument("--max-size", type=int, default=512, help="largest height/width")
+    trt.add_argument("--workspace-gib", type=float, default=4.0)
+
+    verify = commands.add_parser("verify", help="compare every available backend with PyTorch")
+    verify.add_argument("--package", type=Path, required=True)
+    verify.add_argument("--resolution", type=int, help="default: the package's native one")
+    verify.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    verify.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        package = load_package(args.package)
+        if args.command == "onnx":
+            from compile.onnx_export import export_package
+
+            for name, info in export_package(package).items():
+                log.info(
+                    "%s: %s (max abs err %.1e), %s (fp16 PSNR %.1f dB)",
+                    name, info.file, info.max_abs_error, info.fp16.file if info.fp16 else "-",
+                    info.fp16_psnr_db or 0.0,
+                )  # fmt: skip
+            return 0
+        if args.command == "tensorrt":
+            from compile.tensorrt_build import build_package, profile_shapes
+
+            profile = profile_shapes(
+                args.max_batch, args.opt_batch, args.min_size, args.opt_size, args.max_size
+            )
+            build_package(package, profile, int(args.workspace_gib * (1 << 30)))
+            return 0
+        from compile.verify import format_table, verify_package
+
+        rows = verify_package(package, args.resolution, tuple(args.batches), args.repeats)
+        print(format_table(rows, tuple(args.batches)))  # the table is the command's output
+        failed = [r for r in rows if not r.passed]
+        for row in failed:
+            log.error(
+                "%s %s %s is outside its tolerance (%s)",
+                row.direction,
+                row.backend,
+                row.precision,
+                row.note,
+            )
+        return 1 if failed else 0
+    except (PackageError, BackendUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
+        log.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

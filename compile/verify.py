@@ -1,0 +1,142 @@
+"""Run every backend this machine has on the same inputs and compare with PyTorch fp32.
+
+Prints one row per backend: device, precision, max abs error and PSNR against the PyTorch fp32
+reference, images per second at batch 1 and 8. fp32 backends must be within 1e-4 (max abs),
+fp16 ones at or above 35 dB PSNR; `verify_package` reports which rows fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from compile.onnx_export import psnr_db
+from cyclegan.backends import Backend, BackendUnavailable, cuda_available
+from cyclegan.package import ModelPackage
+
+log = logging.getLogger(__name__)
+
+FP32_MAX_ABS = 1e-4
+FP16_MIN_PSNR_DB = 35.0
+
+
+@dataclass
+class Row:
+    direction: str
+    backend: str
+    device: str
+    precision: str
+    max_abs_error: float | None = None
+    psnr_db: float | None = None
+    images_per_second: dict[int, float] | None = None
+    passed: bool = True
+    note: str = ""
+
+
+def candidates(package: ModelPackage, direction: str) -> list[tuple[str, Callable[[], Backend]]]:
+    """(label, factory) for every backend worth trying; factories may raise BackendUnavailable."""
+    from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
+    from cyclegan.backends.tensorrt_runtime import TensorRTBackend
+    from cyclegan.backends.torch_runtime import TorchBackend
+
+    info = package.direction(direction).onnx
+
+    def onnx_file(fp16: bool, use_cuda: bool) -> Callable[[], Backend]:
+        def make() -> Backend:
+            if info is None or (fp16 and info.fp16 is None):
+                raise BackendUnavailable("no ONNX graph in the package (run compile onnx)")
+            ref = info.fp16 if fp16 and info.fp16 is not None else info
+            return OnnxRuntimeBackend(package.path / ref.file, use_cuda)
+
+        return make
+
+    rows: list[tuple[str, Callable[[], Backend]]] = [
+        ("onnxruntime cpu fp32", onnx_file(False, False)),
+        ("onnxruntime cpu fp16-graph", onnx_file(True, False)),
+    ]
+    if cuda_available():
+        rows += [
+            ("torch cuda fp16", lambda: TorchBackend.from_package(package, direction, "cuda")),
+            ("onnxruntime cuda fp16-graph", onnx_file(True, True)),
+        ]
+    rows.append(("tensorrt", lambda: TensorRTBackend.from_package(package, direction)))
+    return rows
+
+
+def throughput(backend: Backend, sample: np.ndarray, batch: int, repeats: int) -> float:
+    x = np.repeat(sample[:1], batch, axis=0)
+    backend.translate(x)  # warm-up: first runs allocate and pick kernels
+    start = time.perf_counter()
+    for _ in range(repeats):
+        backend.translate(x)
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def verify_direction(
+    package: ModelPackage, direction: str, resolution: int, batches: tuple[int, ...], repeats: int
+) -> list[Row]:
+    from cyclegan.backends.torch_runtime import TorchBackend
+
+    inputs = (
+        np.random.default_rng(0).uniform(-1, 1, (4, 3, resolution, resolution)).astype(np.float32)
+    )
+    reference_backend = TorchBackend.from_package(package, direction, "cpu")
+    reference = reference_backend.translate(inputs)
+    speed = {b: throughput(reference_backend, inputs, b, repeats) for b in batches}
+    rows = [Row(direction, "torch", "cpu", "fp32", 0.0, float("inf"), speed, True, "reference")]
+    for label, make in candidates(package, direction):
+        try:
+            backend = make()
+        except (BackendUnavailable, FileNotFoundError) as reason:
+            rows.append(Row(direction, label, "-", "-", note=f"skipped: {reason}"))
+            continue
+        output = backend.translate(inputs)
+        row = Row(direction, backend.name, backend.device, backend.precision)
+        if "fp16-graph" in label:
+            row.precision = "fp16"
+        row.max_abs_error = float(np.abs(output - reference).max())
+        row.psnr_db = psnr_db(reference, output)
+        row.images_per_second = {b: throughput(backend, inputs, b, repeats) for b in batches}
+        if row.precision == "fp32":
+            row.passed = row.max_abs_error <= FP32_MAX_ABS
+            row.note = f"max abs <= {FP32_MAX_ABS:.0e}"
+        else:
+            row.passed = row.psnr_db >= FP16_MIN_PSNR_DB
+            row.note = f"PSNR >= {FP16_MIN_PSNR_DB:.0f} dB"
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[Row], batches: tuple[int, ...]) -> str:
+    header = ["direction", "backend", "device", "precision", "max abs err", "PSNR dB"]
+    header += [f"img/s b{b}" for b in batches] + ["check"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        speed = r.images_per_second or {}
+        cells = [
+            r.direction, r.backend, r.device, r.precision,
+            "-" if r.max_abs_error is None else f"{r.max_abs_error:.2e}",
+            "-" if r.psnr_db is None else f"{r.psnr_db:.1f}",
+            *[f"{speed[b]:.2f}" if b in speed else "-" for b in batches],
+            ("ok" if r.passed else "FAIL") + (f" ({r.note})" if r.note else ""),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verify_package(
+    package: ModelPackage,
+    resolution: int | None = None,
+    batches: tuple[int, ...] = (1, 8),
+    repeats: int = 3,
+) -> list[Row]:
+    rows: list[Row] = []
+    for name, direction in package.manifest.directions.items():
+        rows += verify_direction(
+            package, name, resolution or direction.native_resolution, batches, repeats
+        )
+    return rows

@@ -1,0 +1,61 @@
+"""The runtime backends behind one interface, and how `auto` chooses."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compile.__main__ import main as compile_main
+from cyclegan.backends import BackendUnavailable, create_backend
+from cyclegan.package import PackageError, load_package
+from tests.compile.test_onnx_export import SMALL, make_package
+
+
+@pytest.fixture
+def package_dir(tmp_path: Path) -> Path:
+    return make_package(tmp_path / "pkg", SMALL)
+
+
+def test_auto_on_cpu_uses_pytorch_until_there_is_an_onnx_graph(package_dir: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("auto picks a GPU backend here")
+    backend = create_backend("auto", load_package(package_dir), "horse2zebra")
+    assert (backend.name, backend.device, backend.precision) == ("torch", "cpu", "fp32")
+    assert compile_main(["onnx", "--package", str(package_dir)]) == 0
+    backend = create_backend("auto", load_package(package_dir), "horse2zebra")
+    assert (backend.name, backend.device, backend.precision) == ("onnxruntime", "cpu", "fp32")
+
+
+def test_backends_agree(package_dir: Path) -> None:
+    assert compile_main(["onnx", "--package", str(package_dir)]) == 0
+    package = load_package(package_dir)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 40, 64)).astype(np.float32)
+    ort = create_backend("onnxruntime", package, "zebra2horse", device="cpu", threads=1)
+    pt = create_backend("torch", package, "zebra2horse", device="cpu")
+    assert ort.translate(x).shape == x.shape
+    assert np.abs(ort.translate(x) - pt.translate(x)).max() <= 1e-4
+
+
+def test_clear_errors(package_dir: Path) -> None:
+    package = load_package(package_dir)
+    with pytest.raises(BackendUnavailable, match="run python -m compile onnx"):
+        create_backend("onnxruntime", package, "horse2zebra", device="cpu")
+    with pytest.raises(ValueError, match="unknown backend"):
+        create_backend("jax", package, "horse2zebra")  # type: ignore[arg-type]
+    with pytest.raises(PackageError, match="no direction 'cat2dog'"):
+        create_backend("torch", package, "cat2dog")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="no CUDA device"):
+            create_backend("torch", package, "horse2zebra", device="cuda")
+
+
+@pytest.mark.gpu
+def test_torch_cuda_fp16_is_close_to_fp32(package_dir: Path) -> None:
+    package = load_package(package_dir)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32)
+    fp16 = create_backend("torch", package, "horse2zebra", device="cuda")
+    reference = create_backend("torch", package, "horse2zebra", device="cpu").translate(x)
+    assert fp16.precision == "fp16"
+    mse = float(np.mean((fp16.translate(x) - reference) ** 2))
+    assert 10 * np.log10(4 / mse) >= 35
