@@ -1,0 +1,1 @@
+"""The translation service: BentoML services, batching, metrics, settings, web page."""

@@ -1,0 +1,113 @@
+"""The models the service runs: every package in the model directory, one backend per direction.
+
+`ModelRegistry.load` validates each package, creates its backends and warms each one up with
+a batch, so that the first real request pays no start-up cost. A package that fails
+validation is logged with the reason and leaves the registry not ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cyclegan.backends import Backend, create_backend
+from cyclegan.package import PackageError, load_package
+from serving.metrics import BATCH_SIZE, INFERENCE_TIME, QUEUE_WAIT
+from serving.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DirectionInfo:
+    direction: str
+    model: str
+    version: str
+    native_resolution: int
+    backend: Backend
+
+
+@dataclass
+class ModelRegistry:
+    directions: dict[str, DirectionInfo] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.directions) and not self.problems
+
+    @classmethod
+    def load(cls, settings: ServiceSettings, warm_up: bool = True) -> ModelRegistry:
+        registry = cls()
+        folders = find_packages(settings.model_dir)
+        if not folders:
+            registry.problems.append(
+                f"{settings.model_dir}: no model packages (folders with model.json)"
+            )
+        for folder in folders:
+            try:
+                package = load_package(folder)
+                for name, spec in package.manifest.directions.items():
+                    if name in registry.directions:
+                        raise PackageError(
+                            f"{folder}: direction {name} is also served by another package"
+                        )
+                    backend = create_backend(
+                        settings.backend, package, name, settings.device, settings.threads
+                    )
+                    registry.directions[name] = DirectionInfo(
+                        name,
+                        package.name,
+                        package.manifest.version,
+                        spec.native_resolution,
+                        backend,
+                    )
+                    log.info(
+                        "%s: %s %s on %s %s (%s)", name, package.name, package.manifest.version,
+                        backend.name, backend.device, backend.precision,
+                    )  # fmt: skip
+            except Exception as error:  # any failure keeps the service not-ready, with the reason
+                registry.problems.append(f"{folder}: {error}")
+                log.error("model package %s cannot be served: %s", folder, error)
+        if warm_up:
+            for info in registry.directions.values():
+                size = info.native_resolution - info.native_resolution % 4
+                started = time.perf_counter()
+                info.backend.translate(np.zeros((1, 3, size, size), np.float32))
+                log.info("%s warmed up in %.2f s", info.direction, time.perf_counter() - started)
+        return registry
+
+    def translate(
+        self, direction: str, canvases: list[np.ndarray], sent_at: list[float]
+    ) -> list[np.ndarray]:
+        """Run same-direction (3, R, R) uint8 canvases, grouped by size; uint8 out, in order."""
+        info = self.directions[direction]
+        started = time.time()
+        for moment in sent_at:
+            QUEUE_WAIT.labels(direction).observe(max(0.0, started - moment))
+        outputs: list[np.ndarray | None] = [None] * len(canvases)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, canvas in enumerate(canvases):
+            by_shape.setdefault(canvas.shape, []).append(index)
+        for indices in by_shape.values():
+            batch = np.stack([canvases[i] for i in indices]).astype(np.float32) / 127.5 - 1.0
+            began = time.perf_counter()
+            result = info.backend.translate(batch)
+            INFERENCE_TIME.labels(direction, info.backend.name).observe(time.perf_counter() - began)
+            BATCH_SIZE.labels(direction, info.backend.name).observe(len(indices))
+            pixels = np.clip((result + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+            for slot, i in enumerate(indices):
+                outputs[i] = pixels[slot]
+        return [out for out in outputs if out is not None]
+
+
+def find_packages(model_dir: Path) -> list[Path]:
+    if not model_dir.is_dir():
+        return []
+    if (model_dir / "model.json").is_file():  # the directory is itself one package
+        return [model_dir]
+    return sorted(p for p in model_dir.iterdir() if (p / "model.json").is_file())
