@@ -56,6 +56,8 @@ class RequestGuard:
                 return await reply(send, 413, self.too_large(len(body)))
             if not message.get("more_body", False):
                 break
+        if not body:  # BentoML would read an empty body as "{}"
+            return await reply(send, 400, "the request body is empty: send the image bytes")
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         is_form = content_type in (b"multipart/form-data", b"application/x-www-form-urlencoded")
         if path == "/translate":

@@ -145,6 +145,9 @@ class Translator:
     async def run(self, direction: str, data: bytes, fmt: str, resolution: int | None) -> bytes:
         """The whole translation of one image; raises ImageRequestError for bad requests."""
         info = await self.describe()
+        if not info["ready"]:
+            problems = "; ".join(info["problems"]) or "models are still loading"
+            raise imaging.ImageRequestError(503, f"the service is not ready: {problems}")
         if direction not in info["directions"]:
             valid = sorted(info["directions"])
             raise imaging.ImageRequestError(

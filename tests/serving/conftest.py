@@ -1,0 +1,106 @@
+"""The real BentoML server on a free loopback port, serving a tiny compiled package."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from compile.__main__ import main as compile_main
+from tests.compile.test_onnx_export import SMALL, make_package
+from tests.conftest import ROOT
+
+# Small limits so the tests can cross them cheaply.
+TEST_ENV = {
+    "CYCLEGAN_MAX_BYTES": "3000000",
+    "CYCLEGAN_MAX_PIXELS": "4000000",
+    "CYCLEGAN_MAX_RESOLUTION": "256",
+    "CYCLEGAN_MAX_CONCURRENCY": "8",
+    "CYCLEGAN_MAX_BATCH_SIZE": "8",
+    "CYCLEGAN_MAX_LATENCY_MS": "2000",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(model_dir: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    log = workdir / f"server-{port}.log"
+    env = {
+        **os.environ, **TEST_ENV, **(extra_env or {}),
+        "CYCLEGAN_MODEL_DIR": str(model_dir), "CYCLEGAN_PORT": str(port),
+        "BENTOML_HOME": str(workdir / "bentoml"), "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving"], cwd=ROOT, env=env, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return Server(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_until(server: Server, path: str, status: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"server exited ({server.process.returncode}):\n{server.log_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(server.url + path, timeout=2).status_code == status:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{server.url}{path} never answered {status}:\n{server.log_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models = tmp_path_factory.mktemp("models")
+    package = make_package(models / "horse2zebra", SMALL)
+    assert compile_main(["onnx", "--package", str(package)]) == 0
+    return models
+
+
+@pytest.fixture(scope="session")
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(model_dir, tmp_path_factory.mktemp("server"))
+    try:
+        wait_until(running, "/readyz", 200)
+        yield running
+    finally:
+        stop_server(running)
