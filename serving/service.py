@@ -259,6 +259,7 @@ class Translator:
 
 
 Translator.mount_asgi_app(routes.app, path="/")
+Translator.add_asgi_middleware(routes.WebPage)
 Translator.add_asgi_middleware(
     RequestGuard,
     max_bytes=settings.max_bytes,

@@ -309,3 +309,12 @@ def test_bad_model_package_keeps_the_service_not_ready(tmp_path: Path, model_dir
         stop_server(server)
     log = server.log_text()
     assert "cannot be served" in log and "sha256" in log
+
+
+def test_web_page_and_api_docs(server: Server) -> None:
+    page = httpx.get(f"{server.url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/directions" in page.text and "/translate/" in page.text
+    docs = httpx.get(f"{server.url}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/translate/{direction}" in httpx.get(f"{server.url}/docs.json").text
