@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import aiohttp
 import anyio
 import bentoml
 import numpy as np
@@ -32,6 +33,7 @@ from serving.settings import get_settings
 log = logging.getLogger("serving")
 settings = get_settings()
 RETRY_AFTER_S = "1"
+GENERATE_ATTEMPTS = 3
 
 
 class GenerateItem(IODescriptor):
@@ -161,20 +163,33 @@ class Translator:
 
         prepared = await anyio.to_thread.run_sync(decode_and_fit)
         item = GenerateItem(direction=direction, canvas=prepared.canvas, sent_at=time.time())
-        try:
-            (translated,) = await self.generator.to_async.generate([item])
-        except Exception as error:
-            log.warning("generator failed for %s: %s", direction, error)
-            if "overloaded" in str(error).lower():
-                raise imaging.ImageRequestError(
-                    503, "the server is overloaded; retry shortly"
-                ) from None
-            raise
+        translated = await self.generate(item)
 
         def restore_and_encode() -> bytes:
-            return imaging.encode(imaging.restore(np.asarray(translated), prepared), fmt)
+            return imaging.encode(imaging.restore(translated, prepared), fmt)
 
         return await anyio.to_thread.run_sync(restore_and_encode)
+
+    async def generate(self, item: GenerateItem) -> np.ndarray:
+        """One image through the batcher. A connection the generator closed as it was reused
+        (a keep-alive race) is retried: generate is a pure function, so this is safe."""
+        for attempt in range(1, GENERATE_ATTEMPTS + 1):
+            try:
+                (translated,) = await self.generator.to_async.generate([item])
+                return np.asarray(translated)
+            except aiohttp.ClientConnectionError as error:
+                if attempt == GENERATE_ATTEMPTS:
+                    raise imaging.ImageRequestError(
+                        503, f"the generator is unreachable: {error}"
+                    ) from None
+                log.info("generator connection dropped (%s); retrying", error)
+            except Exception as error:
+                if "overloaded" in str(error).lower():
+                    raise imaging.ImageRequestError(
+                        503, "the server is overloaded; retry shortly"
+                    ) from None
+                raise
+        raise AssertionError("unreachable")
 
     async def handle(
         self,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.serverlib import ROOT, Server, start_server, stop_server, wait_until
+
 DATA = ROOT.parent / "shared" / "data" / "horse2zebra"
 
 # Tiny networks keep every training test to seconds on two CPU cores.
@@ -47,3 +49,26 @@ def tiny_data(tmp_path: Path, horse2zebra: Path) -> Path:
         for file in real_images(split, count):
             shutil.copy(file, root / split / file.name)
     return root
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory with one tiny package (random weights, ONNX compiled)."""
+    from compile.__main__ import main as compile_main
+    from tests.compile.test_onnx_export import SMALL, make_package
+
+    models = tmp_path_factory.mktemp("models")
+    package = make_package(models / "horse2zebra", SMALL)
+    assert compile_main(["onnx", "--package", str(package)]) == 0
+    return models
+
+
+@pytest.fixture(scope="session")
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real server, started once for every test that talks to it."""
+    running = start_server(model_dir, tmp_path_factory.mktemp("server"))
+    try:
+        wait_until(running, "/readyz", 200)
+        yield running
+    finally:
+        stop_server(running)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import real_images
-from tests.serving.conftest import Server, start_server, stop_server, wait_until
+from tests.serverlib import Server, start_server, stop_server, wait_until
 
 JPEG = {"content-type": "image/jpeg"}
 PNG = {"content-type": "image/png"}

@@ -1,4 +1,4 @@
-"""The real BentoML server on a free loopback port, serving a tiny compiled package."""
+"""Start and stop the real BentoML server on a free loopback port (fixtures: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
-from compile.__main__ import main as compile_main
-from tests.compile.test_onnx_export import SMALL, make_package
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 # Small limits so the tests can cross them cheaply.
 TEST_ENV = {
@@ -86,21 +82,3 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait()
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    models = tmp_path_factory.mktemp("models")
-    package = make_package(models / "horse2zebra", SMALL)
-    assert compile_main(["onnx", "--package", str(package)]) == 0
-    return models
-
-
-@pytest.fixture(scope="session")
-def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(model_dir, tmp_path_factory.mktemp("server"))
-    try:
-        wait_until(running, "/readyz", 200)
-        yield running
-    finally:
-        stop_server(running)

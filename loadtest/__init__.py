@@ -1,0 +1,1 @@
+"""Load tests (locust) with an SLO gate, and benchmarks that write BENCHMARKS.md."""
