@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup serve test lint format train
+.PHONY: setup serve test lint format train loadtest bench bench-quick
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,15 @@ format: setup
 # Train the embedded default model's recipe on horse2zebra (resume with RESUME=--resume).
 train: setup
 	$(PY) -m training train --data $(DATA) --out runs/horse2zebra --config training/configs/horse2zebra_small.yaml $(RESUME)
+
+# Load-test a running server (make serve in another shell); exits non-zero when the SLO fails.
+HOST ?= http://127.0.0.1:3000
+loadtest: setup
+	$(PY) -m loadtest --host $(HOST) --users 8 --spawn-rate 4 --duration 60
+
+# Measure runtimes, service overhead, batching and latency; writes BENCHMARKS.md (~15 min).
+bench: setup
+	$(PY) -m loadtest.benchmark --out BENCHMARKS.md
+
+bench-quick: setup
+	$(PY) -m loadtest.benchmark --quick --out runs/BENCHMARKS-quick.md

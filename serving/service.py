@@ -60,9 +60,10 @@ class Generator:
     def __is_ready__(self) -> bool:
         return self.registry.ready
 
+    # CYCLEGAN_MAX_BATCH_SIZE=1 turns batching off (BentoML's batcher needs at least 2).
     @bentoml.api(
-        batchable=True,
-        max_batch_size=settings.max_batch_size,
+        batchable=settings.max_batch_size > 1,
+        max_batch_size=max(2, settings.max_batch_size),
         max_latency_ms=settings.max_latency_ms,
     )
     def generate(self, items: list[GenerateItem]) -> list[np.ndarray]:

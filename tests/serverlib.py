@@ -1,21 +1,12 @@
-"""Start and stop the real BentoML server on a free loopback port (fixtures: tests/conftest.py)."""
+"""The real server for tests: small limits so that tests can cross them cheaply."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from loadtest import server as _server
+from loadtest.server import ROOT, Server, stop_server, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-
-# Small limits so the tests can cross them cheaply.
 TEST_ENV = {
     "CYCLEGAN_MAX_BYTES": "3000000",
     "CYCLEGAN_MAX_PIXELS": "4000000",
@@ -23,62 +14,11 @@ TEST_ENV = {
     "CYCLEGAN_MAX_CONCURRENCY": "8",
     "CYCLEGAN_MAX_BATCH_SIZE": "8",
     "CYCLEGAN_MAX_LATENCY_MS": "2000",
+    "OMP_NUM_THREADS": "1",
 }
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+__all__ = ["ROOT", "TEST_ENV", "Server", "start_server", "stop_server", "wait_until"]
 
 
 def start_server(model_dir: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    log = workdir / f"server-{port}.log"
-    env = {
-        **os.environ, **TEST_ENV, **(extra_env or {}),
-        "CYCLEGAN_MODEL_DIR": str(model_dir), "CYCLEGAN_PORT": str(port),
-        "BENTOML_HOME": str(workdir / "bentoml"), "OMP_NUM_THREADS": "1",
-    }  # fmt: skip
-    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving"], cwd=ROOT, env=env, start_new_session=True,
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    return Server(f"http://127.0.0.1:{port}", process, log)
-
-
-def wait_until(server: Server, path: str, status: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"server exited ({server.process.returncode}):\n{server.log_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(server.url + path, timeout=2).status_code == status:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{server.url}{path} never answered {status}:\n{server.log_text()[-3000:]}")
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+    return _server.start_server(model_dir, workdir, {**TEST_ENV, **(extra_env or {})})
