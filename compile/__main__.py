@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     trt.add_argument("--opt-size", type=int, default=256, help="height/width to tune for")
     trt.add_argument("--max-size", type=int, default=512, help="largest height/width")
     trt.add_argument("--workspace-gib", type=float, default=4.0)
+    trt.add_argument(
+        "--skip-existing", action="store_true",
+        help="keep plans already built for this GPU, TensorRT version, graph and profile",
+    )  # fmt: skip
 
     verify = commands.add_parser("verify", help="compare every available backend with PyTorch")
     verify.add_argument("--package", type=Path, required=True)
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             profile = profile_shapes(
                 args.max_batch, args.opt_batch, args.min_size, args.opt_size, args.max_size
             )
-            build_package(package, profile, int(args.workspace_gib * (1 << 30)))
+            build_package(package, profile, int(args.workspace_gib * (1 << 30)), args.skip_existing)
             return 0
         from compile.verify import format_table, verify_package
 

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from cyclegan.backends.onnx_runtime import INPUT_NAME, OUTPUT_NAME
 from cyclegan.backends.tensorrt_runtime import import_tensorrt, this_gpu
-from cyclegan.engines import EngineMeta, ProfileShapes, engine_dir, plan_paths
+from cyclegan.engines import (
+    EngineMeta,
+    EngineMismatch,
+    ProfileShapes,
+    check_compatible,
+    engine_dir,
+    plan_paths,
+    read_meta,
+)
 from cyclegan.generator import SIZE_MULTIPLE
 from cyclegan.package import ModelPackage, sha256_file, write_json_atomic
 
@@ -148,13 +156,45 @@ def build_engine(
     return plan_path
 
 
+def plan_is_current(
+    package: ModelPackage,
+    direction: str,
+    profile: ProfileShapes,
+    gpu_name: str,
+    capability: tuple[int, int],
+    tensorrt_version: str,
+) -> bool:
+    """A plan exists for this GPU and version, from today's ONNX graph, with this profile."""
+    plan_path, meta_path = plan_paths(package.path, gpu_name, tensorrt_version, direction)
+    info = package.direction(direction).onnx
+    if not plan_path.is_file() or not meta_path.is_file() or info is None:
+        return False
+    meta = read_meta(meta_path)
+    try:
+        check_compatible(meta, gpu_name, capability, tensorrt_version)
+    except EngineMismatch:
+        return False
+    graphs = {info.sha256} | ({info.fp16.sha256} if info.fp16 else set())
+    return (
+        meta.onnx_sha256 in graphs
+        and meta.profile == profile
+        and sha256_file(plan_path) == meta.plan_sha256
+    )
+
+
 def build_package(
-    package: ModelPackage, profile: ProfileShapes, workspace_bytes: int
+    package: ModelPackage, profile: ProfileShapes, workspace_bytes: int, skip_existing: bool = False
 ) -> list[Path]:
-    plans = [
-        build_engine(package, name, profile, workspace_bytes)
-        for name in package.manifest.directions
-    ]
-    gpu_name, _ = this_gpu()
-    log.info("engines in %s", engine_dir(package.path, gpu_name, import_tensorrt().__version__))
+    """Build every direction's plan; with skip_existing, keep plans that are still current."""
+    trt = import_tensorrt()
+    gpu_name, capability = this_gpu()
+    plans = []
+    for name in package.manifest.directions:
+        version = trt.__version__
+        if skip_existing and plan_is_current(package, name, profile, gpu_name, capability, version):
+            log.info("%s: the plan for %s is current; kept", name, gpu_name)
+            plans.append(plan_paths(package.path, gpu_name, version, name)[0])
+        else:
+            plans.append(build_engine(package, name, profile, workspace_bytes))
+    log.info("engines in %s", engine_dir(package.path, gpu_name, trt.__version__))
     return plans

@@ -141,3 +141,32 @@ def test_real_tensorrt_build_matches_pytorch(tmp_path: Path) -> None:
     assert 10 * np.log10(4 / mse) >= 35
     with pytest.raises(ValueError, match="outside the engine's profile"):
         backend.translate(np.zeros((1, 3, 256, 256), np.float32))  # larger than --max-size
+
+
+def test_plan_is_current_only_for_the_same_gpu_version_graph_and_profile(tmp_path: Path) -> None:
+    import json
+
+    from compile.tensorrt_build import plan_is_current
+    from cyclegan.package import load_package, sha256_file
+
+    package_dir = make_package(tmp_path / "pkg", SMALL)
+    assert main(["onnx", "--package", str(package_dir)]) == 0
+    package = load_package(package_dir)
+    gpu, sm, version = "NVIDIA L4", (8, 9), "10.9.0.34"
+    profile = profile_shapes(8)
+    assert not plan_is_current(package, "horse2zebra", profile, gpu, sm, version)  # none yet
+    plan, info_path = plan_paths(package_dir, gpu, version, "horse2zebra")
+    plan.parent.mkdir(parents=True)
+    plan.write_bytes(b"a serialized plan")
+    onnx_info = package.direction("horse2zebra").onnx
+    assert onnx_info is not None
+    info = meta(
+        gpu_name=gpu, compute_capability=sm, tensorrt_version=version, profile=profile.model_dump(),
+        onnx_sha256=onnx_info.sha256, plan_sha256=sha256_file(plan),
+    )  # fmt: skip
+    info_path.write_text(json.dumps(info.model_dump(mode="json")))
+    assert plan_is_current(package, "horse2zebra", profile, gpu, sm, version)
+    assert not plan_is_current(package, "horse2zebra", profile, gpu, sm, "10.13.0")
+    assert not plan_is_current(package, "horse2zebra", profile_shapes(16), gpu, sm, version)
+    plan.write_bytes(b"changed")
+    assert not plan_is_current(package, "horse2zebra", profile, gpu, sm, version)
