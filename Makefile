@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup serve test lint format train loadtest bench bench-quick
+.PHONY: setup serve test lint format train loadtest bench bench-quick container-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,3 +46,7 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m loadtest.benchmark --quick --out runs/BENCHMARKS-quick.md
+
+# Build the CPU image here and check it serves and stops cleanly (root, Docker, debootstrap).
+container-test: setup
+	$(PY) deploy/container_test.py

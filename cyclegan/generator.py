@@ -7,26 +7,19 @@ the network from a model package alone.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-# The generator halves the resolution twice, so inputs must be multiples of this.
-SIZE_MULTIPLE = 4
+from cyclegan.generator_config import SIZE_MULTIPLE, GeneratorConfig
 
-
-class GeneratorConfig(BaseModel):
-    """Everything needed to rebuild a generator; saved in model.json."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    arch: Literal["resnet"] = "resnet"
-    ngf: int = Field(64, ge=1, description="filters in the first layer")
-    n_blocks: int = Field(9, ge=1, description="residual blocks at the bottleneck")
-    in_channels: int = Field(3, ge=1)
-    out_channels: int = Field(3, ge=1)
+__all__ = [
+    "SIZE_MULTIPLE",
+    "GeneratorConfig",
+    "ResnetGenerator",
+    "build_generator",
+    "count_macs",
+    "init_weights",
+]
 
 
 class ResidualBlock(nn.Module):

@@ -7,9 +7,13 @@ plain RGB without warnings, so no stage has to special-case a file.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # the tensor helpers import torch themselves; the rest needs only Pillow
+    import torch
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -45,12 +49,16 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB Pillow image -> (3, H, W) float32 in [-1, 1]."""
+    import torch
+
     array = np.asarray(to_rgb(image), dtype=np.float32)  # (H, W, 3) in [0, 255]
     return torch.from_numpy(array).permute(2, 0, 1).div(127.5).sub(1.0).contiguous()
 
 
 def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    import torch
+
     scaled = (tensor.detach().float().clamp(-1, 1).add(1.0).mul(127.5)).round()
     return scaled.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
@@ -62,5 +70,7 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
 
 def image_grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     """A grid of equal-sized (3, H, W) tensors in [-1, 1], one list per row."""
+    import torch
+
     row_tensors = [torch.cat([t.detach().cpu() for t in row], dim=2) for row in rows]
     return tensor_to_image(torch.cat(row_tensors, dim=1))

@@ -15,14 +15,15 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-from torch import nn
 
-from cyclegan.generator import GeneratorConfig, build_generator
+from cyclegan.generator_config import GeneratorConfig
+
+if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    from torch import nn
 
 MANIFEST = "model.json"
 FORMAT_VERSION = 1
@@ -114,7 +115,11 @@ class ModelPackage:
             raise PackageError(f"{self.path}: no direction {name!r} (it has: {valid})") from None
 
     def load_generator(self, direction: str) -> nn.Module:
-        """The generator for `direction`, in eval mode, on the CPU."""
+        """The generator for `direction`, in eval mode, on the CPU (needs torch)."""
+        from safetensors.torch import load_file
+
+        from cyclegan.generator import build_generator
+
         spec = self.direction(direction)
         net = build_generator(spec.generator)
         state = load_file(self.path / spec.weights.file)
@@ -147,6 +152,7 @@ def sha256_file(path: Path) -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a crash leaves either the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a package is read by other users
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
@@ -200,7 +206,7 @@ def load_package(path: str | Path, check_hashes: bool = True) -> ModelPackage:
                     _check_file(root, direction.onnx.fp16, f"{name} FP16 ONNX")
     for direction in manifest.directions.values():
         try:  # reads the header only: is it a safetensors file at all?
-            with safe_open(root / direction.weights.file, framework="pt"):
+            with safe_open(root / direction.weights.file, framework="numpy"):
                 pass
         except (SafetensorError, OSError) as error:
             raise PackageError(
@@ -224,6 +230,8 @@ def write_package(
     The package is assembled in a temporary directory beside `out` and moved into place,
     so a crash never leaves a half-written package under the final name.
     """
+    from safetensors.torch import save_file
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
@@ -250,6 +258,11 @@ def write_package(
             training=training or {},
         )
         write_json_atomic(staging / MANIFEST, manifest.model_dump(mode="json"))
+        # mkdtemp and safetensors make owner-only files, but a package is usually written by
+        # one user (CI, an init container) and served by another.
+        os.chmod(staging, 0o755)
+        for file in staging.iterdir():
+            os.chmod(file, 0o644)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

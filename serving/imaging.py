@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cyclegan.generator import SIZE_MULTIPLE
+from cyclegan.generator_config import SIZE_MULTIPLE
 from cyclegan.imaging import split_alpha
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}

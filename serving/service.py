@@ -22,6 +22,7 @@ import anyio
 import bentoml
 import numpy as np
 from _bentoml_sdk import IODescriptor
+from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 from starlette.responses import JSONResponse, Response
 
@@ -184,12 +185,11 @@ class Translator:
                         503, f"the generator is unreachable: {error}"
                     ) from None
                 log.info("generator connection dropped (%s); retrying", error)
-            except Exception as error:
-                if "overloaded" in str(error).lower():
-                    raise imaging.ImageRequestError(
-                        503, "the server is overloaded; retry shortly"
-                    ) from None
-                raise
+            except ServiceUnavailable:
+                # The batcher sheds requests it cannot start within max_latency_ms.
+                raise imaging.ImageRequestError(
+                    503, "the server is overloaded; retry shortly"
+                ) from None
         raise AssertionError("unreachable")
 
     async def handle(

@@ -23,7 +23,9 @@ class ServiceSettings(BaseSettings):
     port: int = Field(3000, ge=1, le=65535)
     # batching (BentoML's adaptive batcher in the generator service)
     max_batch_size: int = Field(8, ge=1)
-    max_latency_ms: int = Field(1000, ge=1, description="longest a request may wait to batch")
+    max_latency_ms: int = Field(
+        5000, ge=1, description="a request not started by then is shed with 503"
+    )
     # limits
     max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest request body")
     max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image (width x height)")

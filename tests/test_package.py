@@ -116,3 +116,10 @@ def test_not_safetensors_with_matching_hash(package_dir: Path) -> None:
     )
     with pytest.raises(PackageError, match="not a safetensors file"):
         load_package(package_dir)
+
+
+def test_package_is_readable_by_other_users(package_dir: Path) -> None:
+    # Packages are often written by one user (CI, an init container) and served by another.
+    assert package_dir.stat().st_mode & 0o005 == 0o005
+    for file in package_dir.iterdir():
+        assert file.stat().st_mode & 0o004, file.name

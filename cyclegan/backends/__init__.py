@@ -12,7 +12,6 @@ import logging
 from typing import Literal, Protocol
 
 import numpy as np
-import torch
 
 from cyclegan.package import ModelPackage
 
@@ -38,6 +37,10 @@ class BackendUnavailable(RuntimeError):
 
 
 def cuda_available() -> bool:
+    try:  # a CPU image may ship without torch at all
+        import torch
+    except ImportError:
+        return False
     return torch.cuda.is_available()
 
 

@@ -248,6 +248,29 @@ def test_overload_answers_429_with_retry_after(server: Server) -> None:
     assert 200 in codes
 
 
+def test_batcher_overload_answers_503_with_retry_after(tmp_path: Path, model_dir: Path) -> None:
+    """A latency goal no batch can meet: BentoML's batcher sheds requests; the front says 503."""
+    server = start_server(
+        model_dir, tmp_path, {"CYCLEGAN_MAX_LATENCY_MS": "1", "CYCLEGAN_MAX_CONCURRENCY": "64"}
+    )
+    try:
+        wait_until(server, "/readyz", 200)
+        data = encoded(Image.new("RGB", (256, 256), (9, 9, 9)))
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            responses = list(
+                pool.map(
+                    lambda _: post(server, "horse2zebra", data, PNG, "?resolution=256"), range(32)
+                )
+            )
+    finally:
+        stop_server(server)
+    codes = {r.status_code for r in responses}
+    assert codes <= {200, 503}, codes
+    shed = [r for r in responses if r.status_code == 503]
+    assert shed and all(r.headers["retry-after"] == "1" for r in shed)
+    assert "overloaded" in shed[0].json()["error"]
+
+
 def test_directions_and_probes(server: Server) -> None:
     info = httpx.get(f"{server.url}/directions").json()
     assert info["ready"] is True

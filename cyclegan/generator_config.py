@@ -1,0 +1,22 @@
+"""The generator's config: what model.json stores to rebuild a generator (no torch import)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The generator halves the resolution twice, so inputs must be multiples of this.
+SIZE_MULTIPLE = 4
+
+
+class GeneratorConfig(BaseModel):
+    """Everything needed to rebuild a generator; saved in model.json."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: Literal["resnet"] = "resnet"
+    ngf: int = Field(64, ge=1, description="filters in the first layer")
+    n_blocks: int = Field(9, ge=1, description="residual blocks at the bottleneck")
+    in_channels: int = Field(3, ge=1)
+    out_channels: int = Field(3, ge=1)
