@@ -193,27 +193,15 @@ def onnx_and_tensorrt_rows(
 def tensorrt_row(
     folder: Path, x: torch.Tensor, reference: dict[int, np.ndarray]
 ) -> dict[str, object]:
-    from compile.tensorrt_build import build_settings
+    from compile.tensorrt_build import build_settings, parse_network, profile_shapes
     from cyclegan.backends.tensorrt_runtime import import_tensorrt
 
     trt = import_tensorrt()
     settings = build_settings(trt.__version__)
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = (
-        1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if settings.strongly_typed else 0
-    )
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
     graph = folder / ("g.fp16.onnx" if settings.graph == "fp16" else "g.onnx")
-    if not parser.parse_from_file(str(graph)):
-        raise RuntimeError(parser.get_error(0))
-    config = builder.create_builder_config()
-    if settings.fp16_flag:
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    profile.set_shape("image", (1, 3, SIZE, SIZE), (8, 3, SIZE, SIZE), (16, 3, SIZE, SIZE))
-    config.add_optimization_profile(profile)
+    profile = profile_shapes(max(BATCHES), 8, SIZE, SIZE, SIZE)
+    builder, network, config, _parser = parse_network(trt, logger, graph, settings, profile)
     engine = trt.Runtime(logger).deserialize_cuda_engine(
         builder.build_serialized_network(network, config)
     )

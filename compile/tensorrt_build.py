@@ -80,6 +80,25 @@ def profile_shapes(
     )
 
 
+def parse_network(trt, logger, onnx_path: Path, settings: BuildSettings, profile: ProfileShapes):  # type: ignore[no-untyped-def]
+    """(builder, network, config, parser) for an ONNX graph, typed as `settings` says, with one
+    optimization profile. The parser is returned because the network borrows its weights."""
+    builder = trt.Builder(logger)
+    strongly_typed = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(strongly_typed if settings.strongly_typed else 0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    if settings.fp16_flag:
+        config.set_flag(trt.BuilderFlag.FP16)
+    trt_profile = builder.create_optimization_profile()
+    trt_profile.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
+    config.add_optimization_profile(trt_profile)
+    return builder, network, config, parser
+
+
 def build_engine(
     package: ModelPackage,
     direction: str,
@@ -102,22 +121,8 @@ def build_engine(
     plan_path.parent.mkdir(parents=True, exist_ok=True)
 
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = (
-        1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if settings.strongly_typed else 0
-    )
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
+    builder, network, config, _parser = parse_network(trt, logger, onnx_path, settings, profile)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    if settings.fp16_flag:
-        config.set_flag(trt.BuilderFlag.FP16)
-    trt_profile = builder.create_optimization_profile()
-    trt_profile.set_shape(INPUT_NAME, profile.min, profile.opt, profile.max)
-    config.add_optimization_profile(trt_profile)
     cache_path = plan_path.parent / TIMING_CACHE
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
