@@ -102,7 +102,7 @@ def test_evaluate_end_to_end(easy_data: Path, tiny_package: Path, tmp_path: Path
     # an untrained generator does not make stripes: the classifier says so
     assert report["directions"]["blobs2stripes"]["domain_score_of_untranslated_inputs"] == 0.0
     with Image.open(out.with_suffix(".png")) as grid:
-        assert grid.size == (32 * 8, 32 * 2)  # 4 inputs + 4 outputs, one row per direction
+        assert grid.size == (128 * 8, 128 * 2)  # 4 inputs + 4 outputs, one row per direction
     assert load_package(tiny_package).manifest.evaluation == report
 
 

@@ -31,6 +31,7 @@ from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
 log = logging.getLogger(__name__)
 
 GRID_IMAGES = 4  # per direction in the sample grid
+GRID_TILE = 128  # pixels per tile: the grid is for a README, not for judging detail
 
 
 def load_test_images(folder: Path, resolution: int, limit: int | None) -> Tensor:
@@ -157,7 +158,11 @@ def evaluate_package(
             result["classifier_fid"],
         )  # fmt: skip
         count = min(GRID_IMAGES, len(source))
-        grid_rows.append([*source[:count], *fake[:count]])
+        tiles = F.interpolate(
+            torch.cat([source[:count], fake[:count]]), size=(GRID_TILE, GRID_TILE),
+            mode="bilinear", antialias=True, align_corners=False,
+        )  # fmt: skip
+        grid_rows.append(list(tiles))
     if grid_path is not None:
         # one row per direction: the inputs, then their translations
         width = max(len(row) for row in grid_rows)
