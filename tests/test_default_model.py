@@ -1,0 +1,46 @@
+"""The embedded default model (models/horse2zebra): valid, small, compiled, evaluated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cyclegan.backends import create_backend
+from cyclegan.generator import count_macs
+from cyclegan.imaging import image_to_tensor
+from cyclegan.package import load_package
+from tests.conftest import ROOT, real_images
+from training.data import load_image
+
+MODEL = ROOT / "models" / "horse2zebra"
+
+
+def test_shipped_model_loads_validates_and_says_how_it_was_made() -> None:
+    package = load_package(MODEL)  # schema, files and hashes
+    manifest = package.manifest
+    assert manifest.domains == ("horse", "zebra")
+    assert set(manifest.directions) == {"horse2zebra", "zebra2horse"}
+    assert manifest.training["steps"] >= 1000 and manifest.training["commands"]
+    assert manifest.training["config"]["ngf"] == 24
+    for direction in manifest.directions.values():
+        assert count_macs(direction.generator, 256, 256) <= 10e9  # real-time on a CPU
+        assert direction.onnx is not None and direction.onnx.max_abs_error <= 1e-4
+    assert manifest.evaluation is not None
+    assert set(manifest.evaluation["directions"]) == {"horse2zebra", "zebra2horse"}
+    assert manifest.evaluation["directions"]["horse2zebra"]["source_images"] == 120  # all of testA
+
+
+def test_shipped_model_stays_small() -> None:
+    # 2 x 4.4 MB fp32 weights + 2 x (4.4 + 2.2) MB ONNX graphs (so the CPU image needs no
+    # torch) + the evaluation grid: about 22 MB. This bound catches an accidental bigger model.
+    size = sum(f.stat().st_size for f in MODEL.rglob("*") if f.is_file())
+    assert size < 25 * 1024 * 1024, f"{size / 1e6:.1f} MB"
+
+
+def test_shipped_model_translates_a_real_test_image() -> None:
+    package = load_package(MODEL)
+    image = image_to_tensor(load_image(real_images("testA", 1)[0]))[
+        None
+    ].numpy()  # (1, 3, 256, 256)
+    out = create_backend("onnxruntime", package, "horse2zebra", device="cpu").translate(image)
+    assert out.shape == image.shape and np.isfinite(out).all()
+    assert np.abs(out - image).mean() > 0.02  # it changes the picture
