@@ -98,6 +98,9 @@ def main() -> int:
                     break
             except httpx.HTTPError:
                 pass
+            running = ["docker", "inspect", "-f", "{{.State.Running}}", container]
+            if run(*running, capture_output=True).stdout.strip() != "true":
+                raise RuntimeError("the container exited before it was ready (its log is below)")
             if time.monotonic() > deadline:
                 raise TimeoutError("the container never became ready")
             time.sleep(1)
