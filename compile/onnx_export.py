@@ -108,7 +108,8 @@ def export_direction(package: ModelPackage, direction: str, seed: int = 0) -> On
     fp32_path, fp16_path = folder / f"{direction}.onnx", folder / f"{direction}.fp16.onnx"
     model = export_onnx(net, fp32_path)
     inputs = random_inputs(seed)
-    error = max_abs_error(net, OnnxRuntimeBackend(fp32_path), inputs)
+    fp32_backend = OnnxRuntimeBackend(fp32_path)
+    error = max_abs_error(net, fp32_backend, inputs)
     log.info(
         "%s: fp32 ONNX vs PyTorch max abs error %.2e (limit %.0e)", direction, error, FP32_TOLERANCE
     )
@@ -118,7 +119,7 @@ def export_direction(package: ModelPackage, direction: str, seed: int = 0) -> On
             f"more than {FP32_TOLERANCE:.0e}; the export is wrong, not saved to model.json"
         )
     convert_fp16(model, fp16_path)
-    fp32_backend, fp16_backend = OnnxRuntimeBackend(fp32_path), OnnxRuntimeBackend(fp16_path)
+    fp16_backend = OnnxRuntimeBackend(fp16_path)
     fp16_psnr = min(psnr_db(fp32_backend.translate(x), fp16_backend.translate(x)) for x in inputs)
     log.info(
         "%s: fp16 ONNX vs fp32 PSNR %.1f dB (worst of %d inputs)", direction, fp16_psnr, len(inputs)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
+from serving.registry import find_packages
 from serving.settings import ROOT, get_settings
 
 
 def main() -> int:
     settings = get_settings()
-    if (
-        not any(settings.model_dir.glob("*/model.json"))
-        and not (settings.model_dir / "model.json").is_file()
-    ):
+    if not find_packages(settings.model_dir):
         print(f"no model package in {settings.model_dir}", file=sys.stderr)
         return 1
     command = [

@@ -100,11 +100,6 @@ class Generator:
         }
 
 
-def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
-
-
 OUTCOMES = {400: "client_error", 404: "client_error", 406: "client_error", 413: "too_large"}
 
 
@@ -264,13 +259,12 @@ class Translator:
 
     @staticmethod
     def respond(ctx: bentoml.Context, status: int, payload: bytes, detail: str) -> Response:
-        # With a Context parameter BentoML copies ctx.response's status and headers onto
-        # whatever the API returns, so they are set there.
+        # With a Context parameter BentoML copies ctx.response's status onto whatever the API
+        # returns (and adds its headers), so the status is set there.
         ctx.response.status_code = status
         if status != 200:
-            if status in (429, 503):
-                ctx.response.headers["Retry-After"] = RETRY_AFTER_S
-            return error_response(status, detail)
+            headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
+            return JSONResponse({"error": detail}, status_code=status, headers=headers)
         return Response(payload, media_type=imaging.FORMATS[detail])
 
 
