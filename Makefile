@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup serve test lint format train loadtest bench bench-quick container-test
+.PHONY: setup serve test lint format train train-data loadtest bench bench-quick container-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,17 @@ format: setup
 	$(PY) -m ruff format .
 
 # Train the embedded default model's recipe on horse2zebra (resume with RESUME=--resume).
-train: setup
+# Checked before set-up, so a missing data set is said at once.
+train: train-data setup
 	$(PY) -m training train --data $(DATA) --out runs/horse2zebra --config training/configs/horse2zebra_small.yaml $(RESUME)
+
+train-data:
+	@if [ ! -d "$(DATA)/trainA" ] || [ ! -d "$(DATA)/trainB" ]; then \
+		echo "no training data at $(DATA) (it needs trainA/ and trainB/). Download horse2zebra:" >&2; \
+		echo "  make setup && $(PY) -m training.datasets fetch horse2zebra --to $(DATA)" >&2; \
+		echo "or run make train DATA=DIR with your own DIR/trainA and DIR/trainB." >&2; \
+		exit 1; \
+	fi
 
 # Load-test a running server (make serve in another shell); exits non-zero when the SLO fails.
 HOST ?= http://127.0.0.1:3000

@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "cyclegan-base:bookworm"
 IMAGE = "cyclegan-translation-cpu:test"
-SAMPLE = ROOT.parent / "shared/data/horse2zebra/testA/n02381460_1000.jpg"
+SAMPLE = ROOT / "examples" / "horse.jpg"
 JPEG = {"content-type": "image/jpeg"}
 
 
