@@ -5,15 +5,28 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup serve test lint format train train-data loadtest bench bench-quick container-test
+.PHONY: setup lock serve test lint format train train-data loadtest bench bench-quick container-test
 
-$(STAMP): pyproject.toml
+# Everything (the dev extra) at the versions in the lock file; see pyproject.toml for the extras.
+$(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+# Re-pin the transitive dependencies after changing a pin in pyproject.toml (needs the package
+# index; other pins stay as they are where they still fit): lock.txt for all extras (torch stays pinned in pyproject.toml only, so that the CPU and
+# CUDA builds of 2.13.0 both fit), serve.txt for the service alone (images, bentofile.yaml).
+# Where pip's find-links hold the CPU torch wheel, resolve against it (no CUDA packages).
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --quiet \
+	--custom-compile-command 'make lock' $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
+# Not after setup: a new pin in pyproject.toml would clash with the old lock it installs from.
+lock:
+	@test -x $(VENV)/bin/uv || { echo "run make setup first (the dev extra brings uv)" >&2; exit 1; }
+	$(LOCK) --all-extras --no-emit-package torch -o requirements/lock.txt
+	$(LOCK) --extra serve -c requirements/lock.txt -o requirements/serve.txt
 
 serve: setup
 	@if [ -d serving ]; then $(PY) -m serving; else echo "no model service yet: serving/ arrives with the serving issue" >&2; exit 1; fi

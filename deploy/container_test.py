@@ -2,7 +2,8 @@
 
 1. A Debian bookworm base image made locally (debootstrap + `docker import`: Docker Hub is
    not reachable from the machines this project is built on), unless it exists already.
-2. The service's wheels downloaded on the host into build/wheels, so the image builds offline.
+2. The service's wheels (requirements/serve.txt) downloaded on the host into
+   deploy/docker/wheels, so the image builds offline.
 3. `docker build` of deploy/docker/Dockerfile.cpu, then `docker run --network host --read-only`.
 4. Checks: /readyz, one real translation, the service's metrics, and a SIGTERM while requests
    are in flight: every one of them must complete, and the container must exit in time.
@@ -73,9 +74,8 @@ def main() -> int:
     t0 = started = time.monotonic()
     ensure_base_image()
     started = stage("base image", started)
-    wheels = ROOT / "build" / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    run(sys.executable, "-m", "pip", "download", "--quiet", "-r", "requirements/serve-cpu.txt",
+    wheels = ROOT / "deploy" / "docker" / "wheels"
+    run(sys.executable, "-m", "pip", "download", "--quiet", "-r", "requirements/serve.txt",
         "-d", str(wheels), cwd=ROOT)  # fmt: skip
     started = stage("wheels", started)
     run("docker", "build", "--network", "host", "-f", "deploy/docker/Dockerfile.cpu",
