@@ -9,6 +9,7 @@ import pytest
 
 from loadtest.__main__ import main
 from loadtest.slo import evaluate
+from tests.conftest import FIXTURES
 from tests.serverlib import Server
 
 STATS_HEADER = ["Type", "Name", "Request Count", "Failure Count", "Requests/s", "95%"]
@@ -81,7 +82,9 @@ def test_no_requests_fails(tmp_path: Path) -> None:
 
 def test_smoke_run_against_the_real_server(server: Server, tmp_path: Path) -> None:
     """A few seconds of real load: the gate passes on a healthy server, fails an impossible SLO."""
+    images = f"{FIXTURES / 'testA'}:{FIXTURES / 'testB'}"  # not the whole data set
     common = ["--host", server.url, "--users", "3", "--spawn-rate", "3", "--duration", "8"]
+    common += ["--images", images]
     assert main([*common, "--out", str(tmp_path / "ok"), "--max-p95-ms", "5000"]) == 0
     assert (tmp_path / "ok" / "report.html").is_file()
     assert main([*common, "--out", str(tmp_path / "strict"), "--max-p95-ms", "0.001"]) == 1
