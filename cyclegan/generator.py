@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from cyclegan.generator_config import SIZE_MULTIPLE, GeneratorConfig
 
@@ -39,8 +40,33 @@ class ResidualBlock(nn.Module):
         return x + self.block(x)
 
 
+def upsampling_layers(kind: str, channels_in: int, channels_out: int) -> list[nn.Module]:
+    """(N, C_in, H, W) -> (N, C_out, 2H, 2W).
+
+    A stride-2 transposed convolution overlaps its kernels unevenly, which leaves the
+    checkerboard an under-trained generator shows; nearest upsampling then a convolution
+    gives every output pixel the same number of taps (Odena et al. 2016).
+    """
+    if kind == "deconv":
+        return [
+            nn.ConvTranspose2d(
+                channels_in, channels_out, 3, stride=2, padding=1, output_padding=1, bias=True
+            )
+        ]
+    if kind == "resize":
+        return [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels_in, channels_out, 3, bias=True),
+        ]
+    raise ValueError(f"unknown upsampling {kind!r}")
+
+
 class ResnetGenerator(nn.Module):
-    """c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3, tanh."""
+    """c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3, tanh.
+
+    The u layers are transposed convolutions or resize-convolutions (`config.upsample`).
+    """
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
@@ -64,9 +90,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):  # upsample back to (N, ngf, H, W)
             channels = ngf * 2 ** (2 - i)
             layers += [
-                nn.ConvTranspose2d(
-                    channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=True
-                ),
+                *upsampling_layers(config.upsample, channels, channels // 2),
                 nn.InstanceNorm2d(channels // 2),
                 nn.ReLU(inplace=True),
             ]
@@ -93,7 +117,10 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """The reference's 'normal' init: conv weights ~ N(0, 0.02), biases 0."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(layer.weight, 0.0, gain)
+            # under spectral norm the stored parameter is the un-normalised original
+            parametrized = parametrize.is_parametrized(layer, "weight")
+            weight = layer.parametrizations.weight.original if parametrized else layer.weight
+            nn.init.normal_(weight, 0.0, gain)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
 

@@ -18,5 +18,10 @@ class GeneratorConfig(BaseModel):
     arch: Literal["resnet"] = "resnet"
     ngf: int = Field(64, ge=1, description="filters in the first layer")
     n_blocks: int = Field(9, ge=1, description="residual blocks at the bottleneck")
+    upsample: Literal["deconv", "resize"] = Field(
+        "deconv",
+        description="deconv: transposed convolutions (the reference); resize: nearest-neighbour "
+        "upsampling then a convolution, which cannot leave a checkerboard (Odena et al. 2016)",
+    )
     in_channels: int = Field(3, ge=1)
     out_channels: int = Field(3, ge=1)

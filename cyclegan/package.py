@@ -224,8 +224,11 @@ def write_package(
     generators: dict[str, tuple[nn.Module, GeneratorConfig]],
     native_resolution: int,
     training: dict[str, Any] | None = None,
+    files: dict[str, Path] | None = None,
 ) -> ModelPackage:
     """Write a package; `generators` maps "ab"/"ba" to (network, its config).
+
+    `files` maps names in the package to files copied in as they are (e.g. the training log).
 
     The package is assembled in a temporary directory beside `out` and moved into place,
     so a crash never leaves a half-written package under the final name.
@@ -258,6 +261,8 @@ def write_package(
             training=training or {},
         )
         write_json_atomic(staging / MANIFEST, manifest.model_dump(mode="json"))
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, staging / name)
         # mkdtemp and safetensors make owner-only files, but a package is usually written by
         # one user (CI, an init container) and served by another.
         os.chmod(staging, 0o755)

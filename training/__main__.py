@@ -1,8 +1,9 @@
-"""`python -m training train | package | evaluate`: the trainer's command line."""
+"""`python -m training train | plot | package | evaluate`: the trainer's command line."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ TRAIN_FLAGS: dict[str, type] = {
     "epochs": int,
     "epochs-decay": int,
     "max-steps": int,
+    "max-minutes": float,
+    "init-from": Path,
     "lr": float,
     "lambda-cycle": float,
     "lambda-identity": float,
@@ -61,9 +64,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gan-loss", choices=["lsgan", "vanilla", "hinge"])
     train.add_argument("--device", help="auto, cpu, cuda")
     train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    train.add_argument(
+        "--upsample", choices=["deconv", "resize"],
+        help="generator upsampling: transposed conv (reference) or resize-conv (no checkerboard)",
+    )  # fmt: skip
+    train.add_argument(
+        "--d-norm", choices=["instance", "spectral"],
+        help="discriminator normalisation: instance (reference) or spectral (Miyato et al. 2018)",
+    )  # fmt: skip
+    train.add_argument(
+        "--diffaugment",
+        type=lambda text: tuple(filter(None, text.split(","))),
+        metavar="LIST",
+        help="DiffAugment (Zhao et al. 2020) for the discriminators' real and fake inputs: "
+        "a comma list of color, translation, cutout",
+    )
+    train.add_argument(
+        "--lambda-cycle-b", type=float, metavar="W",
+        help="weight of the B->A->B cycle (default: --lambda-cycle). To rebuild a zebra from its "
+        "horse, the horse must keep traces of the stripes: the reason zebra2horse keeps them. "
+        "A lower weight (e.g. 5) lets it remove them, at some cost to that cycle's fidelity",
+    )  # fmt: skip
     train.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=None)
     for flag, kind in TRAIN_FLAGS.items():
         train.add_argument(f"--{flag}", type=kind)
+
+    plot = commands.add_parser("plot", help="draw RUN/metrics.jsonl as RUN/curves.png")
+    plot.add_argument("run", type=Path, help="a run folder, or a model package (it keeps the log)")
+    plot.add_argument("--watch", action="store_true", help="redraw as the log grows (Ctrl-C ends)")
 
     package = commands.add_parser("package", help="write a model package from a run's checkpoint")
     package.add_argument("--run", type=Path, required=True)
@@ -102,6 +130,10 @@ def run_train(args: argparse.Namespace) -> int:
         gan_loss=args.gan_loss,
         device=args.device,
         precision=args.precision,
+        upsample=args.upsample,
+        d_norm=args.d_norm,
+        lambda_cycle_b=args.lambda_cycle_b,
+        diffaugment=args.diffaugment,
         flip=args.flip,
     )
     file_values = read_config_file(args.config) if args.config else {}
@@ -111,19 +143,25 @@ def run_train(args: argparse.Namespace) -> int:
     config = resolve_config(file_values, flag_values, base)
     if base is not None:
         before = TrainConfig.model_validate(base)
-        fixed = ("ngf", "n_blocks", "ndf", "n_layers", "domains")
+        fixed = ("ngf", "n_blocks", "upsample", "ndf", "n_layers", "d_norm", "domains")
         changed = [key for key in fixed if getattr(config, key) != getattr(before, key)]
         if changed:
             raise ValueError(f"cannot change {', '.join(changed)} when resuming a run")
     return train(config, args.out, resume=args.resume, command=args.argv)
 
 
-def run_package(args: argparse.Namespace) -> int:
-    from training.train import export_package, read_commands
+def run_plot(args: argparse.Namespace) -> int:
+    from training.plot import plot_run
 
-    package = export_package(
-        load_checkpoint(checkpoint_path(args.run)), args.out, read_commands(args.run)
-    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --watch
+        plot_run(args.run, watch=args.watch)
+    return 0
+
+
+def run_package(args: argparse.Namespace) -> int:
+    from training.train import export_package
+
+    package = export_package(load_checkpoint(checkpoint_path(args.run)), args.out, args.run)
     log.info(
         "model package written: %s (step %s)", package.path, package.manifest.training["steps"]
     )
@@ -167,7 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    handlers = {"train": run_train, "package": run_package, "evaluate": run_evaluate}
+    handlers = {
+        "train": run_train,
+        "plot": run_plot,
+        "package": run_package,
+        "evaluate": run_evaluate,
+    }
     try:
         return handlers[args.command](args)
     except ValidationError as error:

@@ -25,23 +25,39 @@ from training.data import ImageFolder, load_image, scan_folder
 
 log = logging.getLogger(__name__)
 
-INPUT_SIZE = 64  # images are judged at 64x64: enough for texture and colour, cheap on a CPU
-RECIPE = {"version": 1, "epochs": 10, "batch_size": 32, "lr": 1e-3, "width": 32}
+# Images are judged at 96x96: at 64 the classifier confused horses and zebras in 14% of the
+# test images; 96 keeps stripes legible and still trains in minutes on a CPU.
+INPUT_SIZE = 96
+# Training images are loaded a little larger and randomly cropped (augmentation).
+LOAD_SIZE = 108
+RECIPE = {
+    "version": 2,
+    "input_size": INPUT_SIZE,
+    "epochs": 16,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "width": 32,
+    "validation_share": 0.1,
+}
+
+
+def conv_bn_relu(channels_in: int, channels_out: int, stride: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(channels_out),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class DomainClassifier(nn.Module):
-    """(N, 3, 64, 64) in [-1, 1] -> logits (N, 2); `features` gives (N, 4 * width)."""
+    """(N, 3, 96, 96) in [-1, 1] -> logits (N, 2); `features` gives (N, 8 * width)."""
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 3
-        for out in (width, width * 2, width * 4, width * 4):  # 64 -> 32 -> 16 -> 8 -> 4
-            layers += [
-                nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-            ]
+        for out in (width, width * 2, width * 4, width * 8):  # 96 -> 48 -> 24 -> 12 -> 6
+            layers += conv_bn_relu(channels, out, 2) + conv_bn_relu(out, out, 1)
             channels = out
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(channels, 2)
@@ -54,23 +70,31 @@ class DomainClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def to_classifier_input(images: Tensor) -> Tensor:
-    """(N, 3, H, W) in [-1, 1] at any size -> (N, 3, 64, 64)."""
-    if images.shape[-2:] == (INPUT_SIZE, INPUT_SIZE):
+def to_classifier_input(images: Tensor, size: int = INPUT_SIZE) -> Tensor:
+    """(N, 3, H, W) in [-1, 1] at any size -> (N, 3, size, size)."""
+    if images.shape[-2:] == (size, size):
         return images
     return F.interpolate(
-        images.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True,
-        align_corners=False,
-    )  # fmt: skip
+        images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
 
 
-def load_folder(folder: ImageFolder, desc: str) -> Tensor:
-    """Every image of a folder as (N, 3, 64, 64)."""
+def load_folder(folder: ImageFolder, desc: str, size: int = INPUT_SIZE) -> Tensor:
+    """Every image of a folder as (N, 3, size, size)."""
     images = [
-        to_classifier_input(image_to_tensor(load_image(path))[None])[0]
+        to_classifier_input(image_to_tensor(load_image(path))[None], size)[0]
         for path in tqdm(folder.files, desc=desc, unit="img", leave=False)
     ]
     return torch.stack(images)
+
+
+def augment_batch(images: Tensor, generator: torch.Generator) -> Tensor:
+    """(N, 3, LOAD_SIZE, LOAD_SIZE) -> (N, 3, INPUT_SIZE, INPUT_SIZE): random crop and flip."""
+    margin = images.shape[-1] - INPUT_SIZE
+    top, left = (int(v) for v in torch.randint(0, margin + 1, (2,), generator=generator))
+    x = images[..., top : top + INPUT_SIZE, left : left + INPUT_SIZE]
+    flip = torch.rand(len(x), generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
 def data_fingerprint(data: Path) -> str:
@@ -84,11 +108,27 @@ def data_fingerprint(data: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """Right answers out of how many: counts compare exactly, where floats round."""
+
+    correct: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.correct / self.total
+
+
 @dataclass
 class TrainedClassifier:
     net: DomainClassifier
-    test_accuracy: float | None  # on testA + testB; None when the data has no test folders
+    test: Accuracy | None  # on testA + testB; None when the data has no test folders
     path: Path
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return None if self.test is None else self.test.share
 
     @torch.no_grad()
     def predict(self, images: Tensor, batch_size: int = 64) -> tuple[Tensor, Tensor]:
@@ -101,47 +141,68 @@ class TrainedClassifier:
         return torch.cat(labels), torch.cat(features)
 
 
-def accuracy(net: DomainClassifier, images: Tensor, labels: Tensor) -> float:
+def accuracy(net: DomainClassifier, images: Tensor, labels: Tensor) -> Accuracy:
     net.eval()
     with torch.no_grad():
-        predicted = torch.cat([net(chunk).argmax(1) for chunk in images.split(128)])
-    return float((predicted == labels).float().mean())
+        predicted = torch.cat(
+            [net(to_classifier_input(chunk)).argmax(1) for chunk in images.split(128)]
+        )
+    return Accuracy(int((predicted == labels).sum()), len(labels))
 
 
-def train_classifier(data: Path, seed: int = 0) -> tuple[DomainClassifier, float | None]:
-    """Fit the classifier on trainA (label 0) vs trainB (label 1); accuracy on the test folders."""
-    torch.manual_seed(seed)
-    images_a = load_folder(scan_folder(data / "trainA"), "classifier data A")
-    images_b = load_folder(scan_folder(data / "trainB"), "classifier data B")
-    images = torch.cat([images_a, images_b])
+def labelled(data: Path, split: str, size: int) -> tuple[Tensor, Tensor]:
+    """DIR/{split}A (label 0) and DIR/{split}B (label 1) as (images, labels)."""
+    images_a = load_folder(scan_folder(data / f"{split}A"), f"classifier {split} A", size)
+    images_b = load_folder(scan_folder(data / f"{split}B"), f"classifier {split} B", size)
     labels = torch.cat([torch.zeros(len(images_a)), torch.ones(len(images_b))]).long()
-    net = DomainClassifier(RECIPE["width"])
-    optimizer = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])
-    # Weight the classes so that an unbalanced pair of folders does not bias the decision.
-    weights = len(labels) / (2 * torch.bincount(labels, minlength=2).float())
+    return torch.cat([images_a, images_b]), labels
+
+
+def train_classifier(data: Path, seed: int = 0) -> tuple[DomainClassifier, Accuracy | None]:
+    """Fit the classifier on trainA (label 0) vs trainB (label 1); accuracy on the test folders.
+
+    A share of the training images is held out; the epoch that scores best on it is kept, so
+    the test folders never choose the model. Deterministic for a given seed.
+    """
+    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    batch = RECIPE["batch_size"]
-    for epoch in tqdm(range(RECIPE["epochs"]), desc="training domain classifier", unit="epoch"):
+    images, labels = labelled(data, "train", LOAD_SIZE)
+    order = torch.randperm(len(images), generator=generator)
+    n_val = max(1, round(len(images) * RECIPE["validation_share"]))
+    val_index, train_index = order[:n_val], order[n_val:]
+    val_images = to_classifier_input(images[val_index])
+    net = DomainClassifier(RECIPE["width"])
+    optimizer = torch.optim.AdamW(net.parameters(), lr=RECIPE["lr"], weight_decay=1e-4)
+    batch, epochs = RECIPE["batch_size"], RECIPE["epochs"]
+    steps = epochs * -(-len(train_index) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, RECIPE["lr"], total_steps=steps)
+    # Weight the classes so that an unbalanced pair of folders does not bias the decision.
+    train_labels = labels[train_index]
+    weights = len(train_labels) / (2 * torch.bincount(train_labels, minlength=2).float())
+    best: tuple[int, dict[str, Tensor]] = (-1, {})
+    for epoch in tqdm(range(epochs), desc="training domain classifier", unit="epoch"):
         net.train()
-        order = torch.randperm(len(images), generator=generator)
-        for start in range(0, len(order), batch):
-            index = order[start : start + batch]
-            x = images[index]
-            flip = torch.rand(len(x), generator=generator) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(net(x), labels[index], weight=weights)
+        shuffled = train_index[torch.randperm(len(train_index), generator=generator)]
+        for start in range(0, len(shuffled), batch):
+            index = shuffled[start : start + batch]
+            loss = F.cross_entropy(
+                net(augment_batch(images[index], generator)), labels[index], weight=weights
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        log.debug("classifier epoch %d: loss %.3f", epoch, loss.item())
+            schedule.step()
+        validation = accuracy(net, val_images, labels[val_index])
+        log.debug("classifier epoch %d: validation %d/%d", epoch, validation.correct, n_val)
+        if validation.correct >= best[0]:  # ties go to the later, better-trained epoch
+            best = (validation.correct, {k: v.clone() for k, v in net.state_dict().items()})
+    net.load_state_dict(best[1])
     net.eval()
-    test_accuracy = None
+    test = None
     if (data / "testA").is_dir() and (data / "testB").is_dir():
-        test_a = load_folder(scan_folder(data / "testA"), "classifier test A")
-        test_b = load_folder(scan_folder(data / "testB"), "classifier test B")
-        test_labels = torch.cat([torch.zeros(len(test_a)), torch.ones(len(test_b))]).long()
-        test_accuracy = accuracy(net, torch.cat([test_a, test_b]), test_labels)
-    return net, test_accuracy
+        test_images, test_labels = labelled(data, "test", INPUT_SIZE)
+        test = accuracy(net, test_images, test_labels)
+    return net, test
 
 
 def load_or_train_classifier(data: Path, cache_dir: Path) -> TrainedClassifier:
@@ -154,14 +215,13 @@ def load_or_train_classifier(data: Path, cache_dir: Path) -> TrainedClassifier:
         with safe_open(path, framework="pt") as handle:
             metadata = handle.metadata() or {}
         net.load_state_dict(load_file(path))
-        raw = metadata.get("test_accuracy", "null")
+        raw = json.loads(metadata.get("test", "null"))
         log.info("domain classifier from cache: %s", path)
-        return TrainedClassifier(net.eval(), json.loads(raw), path)
-    net, test_accuracy = train_classifier(data)
+        return TrainedClassifier(net.eval(), None if raw is None else Accuracy(*raw), path)
+    net, test = train_classifier(data)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    save_file(
-        net.state_dict(), path,
-        metadata={"test_accuracy": json.dumps(test_accuracy), "data": str(data)},
-    )  # fmt: skip
-    log.info("domain classifier trained (test accuracy %s), cached at %s", test_accuracy, path)
-    return TrainedClassifier(net.eval(), test_accuracy, path)
+    counts = None if test is None else [test.correct, test.total]
+    save_file(net.state_dict(), path, metadata={"test": json.dumps(counts)})
+    trained = TrainedClassifier(net.eval(), test, path)
+    log.info("domain classifier trained (test accuracy %s), cached at %s", counts, path)
+    return trained

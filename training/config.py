@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cyclegan.generator import SIZE_MULTIPLE, GeneratorConfig
+from cyclegan.package import direction_name
 
 
 class TrainConfig(BaseModel):
@@ -27,12 +28,22 @@ class TrainConfig(BaseModel):
     # networks
     ngf: int = Field(64, ge=1)
     n_blocks: int = Field(9, ge=1)
+    upsample: Literal["deconv", "resize"] = Field(
+        "deconv", description="generator upsampling; resize avoids checkerboard artefacts"
+    )
     ndf: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=1, description="discriminator depth; 3 gives 70x70 patches")
+    d_norm: Literal["instance", "spectral"] = "instance"
     # objective
     gan_loss: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
     lambda_cycle: float = Field(10.0, ge=0)
+    lambda_cycle_b: float | None = Field(
+        None, ge=0, description="weight of the B->A->B cycle; default lambda_cycle"
+    )
     lambda_identity: float = Field(0.5, ge=0, description="times lambda_cycle; 0 turns it off")
+    diffaugment: tuple[Literal["color", "translation", "cutout"], ...] = Field(
+        (), description="DiffAugment policy for the discriminators' inputs, e.g. color,translation"
+    )
     pool_size: int = Field(50, ge=0)
     # optimisation
     batch_size: int = Field(1, ge=1, description="per process")
@@ -42,6 +53,12 @@ class TrainConfig(BaseModel):
     epochs: int = Field(100, ge=0, description="epochs at constant lr")
     epochs_decay: int = Field(100, ge=0, description="epochs of linear decay to 0")
     max_steps: int | None = Field(None, ge=1, description="stop at this global step")
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop, checkpoint and package after this many minutes"
+    )
+    init_from: Path | None = Field(
+        None, description="model package whose generators this run starts from"
+    )
     # bookkeeping
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
@@ -65,10 +82,10 @@ class TrainConfig(BaseModel):
 
     @property
     def package_name(self) -> str:
-        return self.name or f"{self.domains[0]}2{self.domains[1]}"
+        return self.name or direction_name(*self.domains)
 
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks)
+        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks, upsample=self.upsample)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -7,6 +7,10 @@ For each direction (testA -> B, testB -> A) it reports:
   images (a collapsed generator scores near 0);
 - FID and KID in the classifier's feature space, and in Inception-v3's when weights are given;
 and the same FID/KID between the real source and real target images, as a scale to read by.
+
+No one figure is trusted alone: `judge` calls a direction "good" only when the classifier is
+accurate enough to believe, the translation lands in the target domain, the content survives
+the cycle, the outputs sit nearer the target than the inputs did, and they are not collapsed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from tqdm import tqdm
 
 from cyclegan.generator import SIZE_MULTIPLE
 from cyclegan.imaging import image_grid, image_to_tensor
-from cyclegan.package import ModelPackage
+from cyclegan.package import ModelPackage, direction_name
 from training.classifier import TrainedClassifier
 from training.data import DataError, load_image, scan_folder
 from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
@@ -32,6 +36,28 @@ log = logging.getLogger(__name__)
 
 GRID_IMAGES = 4  # per direction in the sample grid
 GRID_TILE = 128  # pixels per tile: the grid is for a README, not for judging detail
+
+# What "good" means; each bound is checked on its own and named when it fails.
+MIN_CLASSIFIER_ACCURACY = 0.93  # below this the domain score is too loose to believe
+MIN_DOMAIN_SCORE = 0.85
+MIN_CYCLE_PSNR_DB = 20.0  # a generator that paints the target anyhow loses the content
+MIN_DIVERSITY_RATIO = 0.5  # far below 1: the outputs look alike (mode collapse)
+
+
+def judge(result: dict[str, Any], classifier_accuracy: float | None) -> dict[str, Any]:
+    """{"verdict": "good" | "weak", "failed": [reasons]} for one direction's figures."""
+    checks = {
+        f"classifier test accuracy >= {MIN_CLASSIFIER_ACCURACY}": classifier_accuracy is not None
+        and classifier_accuracy >= MIN_CLASSIFIER_ACCURACY,
+        f"domain score >= {MIN_DOMAIN_SCORE}": result["domain_score"] >= MIN_DOMAIN_SCORE,
+        f"cycle PSNR >= {MIN_CYCLE_PSNR_DB} dB": result["cycle_psnr_db"] >= MIN_CYCLE_PSNR_DB,
+        "classifier-FID below the real-vs-real baseline": result["classifier_fid"]
+        < result["baseline"]["classifier_fid"],
+        f"diversity ratio >= {MIN_DIVERSITY_RATIO}": result["diversity_ratio"]
+        >= MIN_DIVERSITY_RATIO,
+    }
+    failed = [check for check, passed in checks.items() if not passed]
+    return {"verdict": "weak" if failed else "good", "failed": failed}
 
 
 def load_test_images(folder: Path, resolution: int, limit: int | None) -> Tensor:
@@ -85,11 +111,13 @@ def evaluate_package(
     report: dict[str, Any] = {
         "package": package.name,
         "version": package.manifest.version,
-        "data": str(data),
+        "data": data.name,  # by name: a report says nothing about one machine's folders
         "evaluated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "classifier": {
             "file": classifier.path.name,
             "test_accuracy": classifier.test_accuracy,
+            "test_correct": None if classifier.test is None else classifier.test.correct,
+            "test_images": None if classifier.test is None else classifier.test.total,
             "feature_dim": classifier.net.feature_dim,
         },
         "feature_spaces": ["classifier"] + (["inception"] if inception is not None else []),
@@ -110,15 +138,10 @@ def evaluate_package(
         size -= size % SIZE_MULTIPLE
         source_folder = data / f"test{sides[direction.source]}"
         target_folder = data / f"test{sides[direction.target]}"
-        for folder in (source_folder, target_folder):
-            if not folder.is_dir():
-                raise DataError(
-                    f"{folder}: test folder is missing (evaluate needs testA and testB)"
-                )
-        source = load_test_images(source_folder, size, limit)
-        target = load_test_images(target_folder, size, limit)
+        source = test_images(source_folder, size)
+        target = test_images(target_folder, size)
         forward = package.load_generator(name)
-        backward_name = f"{direction.target}2{direction.source}"
+        backward_name = direction_name(direction.target, direction.source)
         fake = translate_all(forward, source, batch_size, f"{name}")
         reconstructed = translate_all(
             package.load_generator(backward_name), fake, batch_size, f"{backward_name} (cycle)"
@@ -151,11 +174,13 @@ def evaluate_package(
             result["baseline"].update(
                 feature_metrics(inception_features(inception, source), target_inc, "inception")
             )
+        result["judgement"] = judge(result, classifier.test_accuracy)
         report["directions"][name] = result
         log.info(
-            "%s: domain score %.3f, cycle PSNR %.2f dB, SSIM %.3f, classifier-FID %.2f",
-            name, result["domain_score"], result["cycle_psnr_db"], result["cycle_ssim"],
-            result["classifier_fid"],
+            "%s: %s (domain score %.3f, cycle PSNR %.2f dB, SSIM %.3f, classifier-FID %.2f)%s",
+            name, result["judgement"]["verdict"], result["domain_score"], result["cycle_psnr_db"],
+            result["cycle_ssim"], result["classifier_fid"],
+            "".join(f"; fails: {r}" for r in result["judgement"]["failed"]),
         )  # fmt: skip
         count = min(GRID_IMAGES, len(source))
         tiles = F.interpolate(

@@ -31,9 +31,12 @@ from cyclegan.package import ModelPackage, write_json_atomic, write_package
 from training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import ResumableSampler, UnpairedDataset, augment, load_image, scan_folder
+from training.diffaugment import diff_augment
 from training.discriminator import PatchDiscriminator
 from training.image_pool import ImagePool
 from training.losses import cycle_loss, discriminator_loss, generator_gan_loss, identity_loss
+from training.plot import LOG_NAME
+from training.warm_start import init_generators_from
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,8 @@ class Discriminators(nn.Module):
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
-        self.discriminator_a = PatchDiscriminator(config.ndf, config.n_layers)
-        self.discriminator_b = PatchDiscriminator(config.ndf, config.n_layers)
+        self.discriminator_a = PatchDiscriminator(config.ndf, config.n_layers, norm=config.d_norm)
+        self.discriminator_b = PatchDiscriminator(config.ndf, config.n_layers, norm=config.d_norm)
 
     def forward(
         self, real_a: Tensor, fake_a: Tensor, real_b: Tensor, fake_b: Tensor
@@ -146,6 +149,10 @@ def train_step(
     real_b = batch["b"].to(runtime.device, non_blocking=True)
     use_identity = config.lambda_identity > 0
     discriminators = state.discriminators
+    lambda_cycle_b = config.lambda_cycle if config.lambda_cycle_b is None else config.lambda_cycle_b
+
+    def augment(x: Tensor) -> Tensor:  # what every discriminator input goes through
+        return diff_augment(x, config.diffaugment)
 
     # Generators: fool both discriminators, reconstruct through the cycle, keep identity.
     set_requires_grad(discriminators, False)
@@ -153,11 +160,14 @@ def train_step(
     with runtime.autocast():
         out = state.generators_train(real_a, real_b, use_identity)
         loss_gan = generator_gan_loss(
-            config.gan_loss, discriminators.discriminator_b(out["fake_b"])
-        ) + generator_gan_loss(config.gan_loss, discriminators.discriminator_a(out["fake_a"]))
+            config.gan_loss, discriminators.discriminator_b(augment(out["fake_b"]))
+        ) + generator_gan_loss(
+            config.gan_loss, discriminators.discriminator_a(augment(out["fake_a"]))
+        )
         loss_cycle = (
-            cycle_loss(real_a, out["rec_a"]) + cycle_loss(real_b, out["rec_b"])
-        ) * config.lambda_cycle
+            cycle_loss(real_a, out["rec_a"]) * config.lambda_cycle
+            + cycle_loss(real_b, out["rec_b"]) * lambda_cycle_b
+        )
         if use_identity:
             loss_identity = (
                 identity_loss(real_b, out["same_b"]) + identity_loss(real_a, out["same_a"])
@@ -175,7 +185,9 @@ def train_step(
     fake_a = state.pool_a.query(out["fake_a"].float())
     fake_b = state.pool_b.query(out["fake_b"].float())
     with runtime.autocast():
-        scores = state.discriminators_train(real_a, fake_a, real_b, fake_b)
+        scores = state.discriminators_train(
+            augment(real_a), augment(fake_a), augment(real_b), augment(fake_b)
+        )
         loss_d = discriminator_loss(
             config.gan_loss, scores["real_a"], scores["fake_a"]
         ) + discriminator_loss(config.gan_loss, scores["real_b"], scores["fake_b"])
@@ -325,6 +337,16 @@ class StopRequest:
         return bool(flag.item() > 0)
 
 
+def out_of_time(deadline: float | None, runtime: Runtime) -> bool:
+    """True once the time budget is spent; all ranks agree, so they stop at the same step."""
+    if deadline is None:
+        return False
+    flag = torch.tensor([1.0 if time.monotonic() > deadline else 0.0], device=runtime.device)
+    if runtime.world > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
+
+
 def sample_images(config: TrainConfig) -> tuple[Tensor, Tensor]:
     """One fixed image per domain (first of testA/testB, else trainA/trainB), centre crop."""
     picks = []
@@ -362,10 +384,20 @@ def save_samples(
     grid.save(path)
 
 
-def export_package(
-    saved: dict[str, Any], out: Path, commands: list[list[str]] | None = None
-) -> ModelPackage:
-    """Write a model package from a checkpoint (for `package` and at the end of training)."""
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as model.json records it: folders by name, not by one machine's paths."""
+    out = dict(config)
+    for key in ("data", "init_from"):
+        if out.get(key) is not None:
+            out[key] = Path(out[key]).name
+    return out
+
+
+def export_package(saved: dict[str, Any], out: Path, run: Path | None = None) -> ModelPackage:
+    """Write a model package from a checkpoint (for `package` and at the end of training).
+
+    With the run folder, the package also records its commands and keeps its training log.
+    """
     config = TrainConfig.model_validate(saved["config"])
     generator_config = config.generator_config()
     generators = {}
@@ -378,13 +410,14 @@ def export_package(
     steps_per_epoch = int(saved.get("steps_per_epoch") or 0)
     training = {
         "trainer": "python -m training",
-        "commands": commands or [],
-        "config": saved["config"],
+        "commands": read_commands(run) if run else [],
+        "config": portable_config(saved["config"]),
         "steps": step,
         "epochs": round(step / steps_per_epoch, 3) if steps_per_epoch else None,
         "images_per_step": config.batch_size * int(saved.get("world_size", 1)),
         "epoch_length": dataset_size,
         "last_losses": saved.get("last_losses"),
+        "init_from": saved.get("init_from"),
         "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     version = f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+step{step}"
@@ -396,6 +429,7 @@ def export_package(
         generators=generators,
         native_resolution=config.load_size,
         training=training,
+        files={LOG_NAME: run / LOG_NAME} if run and (run / LOG_NAME).is_file() else None,
     )
 
 
@@ -456,9 +490,19 @@ def _train(
         folder_a, folder_b, config.load_size, config.image_size, config.flip, config.seed
     )
     state = build_state(config, device, runtime.autocast_dtype == torch.float16, rank)
+    init_from = None
     if saved is not None:
         restore_state(state, saved, runtime)
+        init_from = saved.get("init_from")
         log.info("resumed %s at step %d", ckpt, state.step)
+    elif config.init_from is not None:
+        init_from = init_generators_from(
+            config.init_from,
+            state.generators.generator_ab,
+            state.generators.generator_ba,
+            config.generator_config(),
+            config.domains,
+        )
     if world > 1:
         device_ids = [device.index] if device.type == "cuda" else None
         state.generators_train = DistributedDataParallel(state.generators, device_ids=device_ids)
@@ -496,7 +540,7 @@ def _train(
             total,
         )
     samples = sample_images(config) if runtime.is_main else None
-    metrics_file = run / "metrics.jsonl"
+    metrics_file = run / LOG_NAME
     sums = dict.fromkeys(LOSS_NAMES, 0.0)
     count = 0
     last_losses: dict[str, float] = {}
@@ -510,6 +554,7 @@ def _train(
                 steps_per_epoch=steps_per_epoch,
                 epoch_length=dataset.epoch_length,
                 last_losses=last_losses,
+                init_from=init_from,
             )
             save_checkpoint(ckpt, snapshot)
             log.info("checkpoint at step %d: %s", state.step, ckpt)
@@ -524,6 +569,9 @@ def _train(
     )
     batches = iter(loader)
     exit_code = 0
+    deadline = None
+    if config.max_minutes is not None:
+        deadline = time.monotonic() + config.max_minutes * 60
     with StopRequest() as stop, progress:
         while state.step < total:
             lr = learning_rate(config, state.step, steps_per_epoch)
@@ -563,13 +611,16 @@ def _train(
                 log.warning("stopped at step %d; continue with --resume", step)
                 exit_code = 128 + int(signum)
                 break
+            if out_of_time(deadline, runtime):
+                log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
+                break
             if step % config.checkpoint_every == 0 and step < total:
                 save()
     if exit_code:
         return exit_code
     save()
     if runtime.is_main:
-        package = export_package(load_checkpoint(ckpt), run / "package", read_commands(run))
+        package = export_package(load_checkpoint(ckpt), run / "package", run)
         log.info(
             "model package written: %s (%s)", package.path, ", ".join(package.manifest.directions)
         )
