@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from serving.registry import find_packages
-from serving.settings import ROOT, get_settings
+from serving.settings import ROOT, SettingsError, get_settings
+
+log = logging.getLogger("serving")
 
 
 def main() -> int:
-    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:  # fail here, once and clearly, rather than in every BentoML worker
+        settings = get_settings()
+    except SettingsError as error:
+        log.error("%s", error)
+        return 2
     if not find_packages(settings.model_dir):
-        print(f"no model package in {settings.model_dir}", file=sys.stderr)
+        log.error("no model package in %s", settings.model_dir)
         return 1
     command = [
         sys.executable, "-m", "bentoml", "serve", "serving.service:Translator",

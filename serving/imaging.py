@@ -4,6 +4,12 @@ Every image is scaled so that its longer side equals the working resolution R an
 out to an R x R canvas, so requests of any size and aspect ratio share one batch shape. After
 translation the canvas is cropped back, resized to the input's exact width and height, the
 alpha channel (if any) is put back and the result is encoded as PNG, JPEG or WebP.
+
+Memory: only formats on an allowlist are decoded; JPEGs are decoded at a reduced scale (DCT
+scaling) when that still covers the canvas; the image is resized before any mode conversion,
+so a 16-bit or palette image never gets a float or RGB copy at full size. At full size the
+front holds the decoded image, its alpha plane, the output and the encoded answer
+(settings.PEAK_BYTES_PER_PIXEL).
 """
 
 from __future__ import annotations
@@ -17,17 +23,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cyclegan.generator_config import SIZE_MULTIPLE
 from cyclegan.imaging import split_alpha
+from serving.errors import ServiceError
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 FORMAT_ALIASES = {"jpg": "jpeg"}
-
-
-class ImageRequestError(Exception):
-    """A request the service refuses; `status` is the HTTP code, the message says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+# The formats the README promises; no other Pillow decoder (EPS runs Ghostscript) is reached.
+DECODED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP")
+# Largest side each output format can store (Pillow's JPEG encoder stops at 65,500).
+MAX_SIDE = {"png": 2**31 - 1, "jpeg": 65_500, "webp": 16_383}
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 @dataclass(frozen=True)
@@ -36,43 +40,86 @@ class Prepared:
 
     canvas: np.ndarray  # (3, R, R) uint8
     content_box: tuple[int, int, int, int]  # (top, left, height, width) of the image on the canvas
-    size: tuple[int, int]  # original (width, height)
-    alpha: Image.Image | None
+    size: tuple[int, int]  # original (width, height), upright
+    alpha: Image.Image | None  # at the original size
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes -> a fully decoded, EXIF-upright Pillow image, or ImageRequestError (400/413)."""
+def open_image(data: bytes) -> Image.Image:
+    """The image's header (no pixels decoded yet), or ServiceError 400 / 415."""
     if not data:
-        raise ImageRequestError(400, "the request body is empty: send the image bytes")
+        raise ServiceError(400, "the request body is empty: send the image bytes")
+    try:
+        return Image.open(io.BytesIO(data), formats=DECODED_FORMATS)
+    except Image.DecompressionBombError:
+        raise ServiceError(413, "the image has too many pixels to decode safely") from None
+    except UnidentifiedImageError:
+        other = sniff_format(data)
+        if other is not None and other not in DECODED_FORMATS:
+            raise ServiceError(
+                415, f"{other} images are not accepted; send {', '.join(DECODED_FORMATS)}"
+            ) from None
+        raise ServiceError(
+            400, f"the body is not an image this service reads ({', '.join(DECODED_FORMATS)})"
+        ) from None
+    except (OSError, ValueError, SyntaxError):
+        raise ServiceError(400, "the image could not be decoded (truncated or corrupt?)") from None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Which Pillow format's signature `data` starts with (the signature only: no decoder runs)."""
+    Image.init()
+    for name, (_, accept) in Image.OPEN.items():
+        try:
+            if accept is not None and accept(data[:16]):
+                return name
+        except Exception:  # a signature check that cannot read this prefix
+            continue
+    return None
+
+
+def peek_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header, or None when it is not an image the service reads."""
+    try:
+        with open_image(data) as image:
+            return image.size
+    except ServiceError:
+        return None
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ServiceError(
+            413,
+            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
+
+
+def decode(
+    data: bytes, max_pixels: int, resolution: int, fmt: str
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Bytes -> (upright Pillow image, its full upright size). A JPEG may come back smaller
+    than its full size (decoded at 1/2, 1/4 or 1/8 scale, never below `resolution`)."""
+    image = open_image(data)
+    width, height = image.size  # from the header: checked before any pixel is decoded
+    check_pixels(width, height, max_pixels)
+    check_output_size((width, height), fmt)  # turning the image does not change its longer side
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size  # from the header: checked before any pixel is decoded
-            if width * height > max_pixels:
-                raise ImageRequestError(
-                    413,
-                    f"the image is {width}x{height} = {width * height} pixels; "
-                    f"the limit is {max_pixels}",
-                )
+            if image.format == "JPEG":
+                image.draft(image.mode, (resolution, resolution))
             image.load()
-    except ImageRequestError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageRequestError(413, f"the image is too large to decode safely: {error}") from None
-    except UnidentifiedImageError:
-        raise ImageRequestError(
-            400,
-            "the body is not an image Pillow can read (send PNG, JPEG, WebP, GIF, TIFF, BMP...)",
-        ) from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageRequestError(
-            400, f"the image could not be decoded (truncated or corrupt?): {error}"
-        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ServiceError(413, "the image is too large to decode safely") from None
+    except (OSError, ValueError, SyntaxError):
+        raise ServiceError(400, "the image could not be decoded (truncated or corrupt?)") from None
+    before = image.size
     try:
-        return ImageOps.exif_transpose(image)
+        upright = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not cost the request its image
-        return image
+        upright = image
+    turned = upright.size == (before[1], before[0]) and before[0] != before[1]
+    return upright, (height, width) if turned else (width, height)
 
 
 def working_size(requested: int | None, native: int, max_resolution: int) -> int:
@@ -80,7 +127,7 @@ def working_size(requested: int | None, native: int, max_resolution: int) -> int
     if requested is None:
         return native - native % SIZE_MULTIPLE
     if requested < 32 or requested > max_resolution or requested % SIZE_MULTIPLE:
-        raise ImageRequestError(
+        raise ServiceError(
             400,
             f"resolution must be a multiple of {SIZE_MULTIPLE} between 32 and {max_resolution}, "
             f"got {requested}",
@@ -88,14 +135,19 @@ def working_size(requested: int | None, native: int, max_resolution: int) -> int
     return requested
 
 
-def prepare(image: Image.Image, resolution: int) -> Prepared:
+def prepare(image: Image.Image, size: tuple[int, int], resolution: int) -> Prepared:
     """Fit the image into a resolution x resolution canvas (reflect-padded), as uint8."""
-    rgb, alpha = split_alpha(image)
-    width, height = rgb.size
+    if image.mode in ("P", "PA", "1"):  # palettes resize only by nearest neighbour
+        has_alpha = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    alpha = image.getchannel("A") if image.mode in ALPHA_MODES else None  # (only JPEGs shrink)
+    width, height = size
     scale = resolution / max(width, height)
     new_w = max(1, round(width * scale))
     new_h = max(1, round(height * scale))
-    resized = np.asarray(rgb.resize((new_w, new_h), Image.Resampling.BICUBIC))  # (h, w, 3)
+    # Resize first, convert after: a 16-bit or CMYK image is converted at canvas size.
+    rgb, _ = split_alpha(image.resize((new_w, new_h), Image.Resampling.BICUBIC))
+    resized = np.asarray(rgb)  # (h, w, 3)
     top, left = (resolution - new_h) // 2, (resolution - new_w) // 2
     pad = ((top, resolution - new_h - top), (left, resolution - new_w - left), (0, 0))
     # Reflection needs the padding to be shorter than the image; 'symmetric' repeats tiles.
@@ -106,7 +158,7 @@ def prepare(image: Image.Image, resolution: int) -> Prepared:
     return Prepared(
         canvas=np.ascontiguousarray(canvas.transpose(2, 0, 1)),
         content_box=(top, left, new_h, new_w),
-        size=(width, height),
+        size=size,
         alpha=alpha,
     )
 
@@ -123,27 +175,68 @@ def restore(translated: np.ndarray, prepared: Prepared) -> Image.Image:
     return image
 
 
+def check_output_size(size: tuple[int, int], fmt: str) -> None:
+    """Refuse, before any inference, an answer the output format cannot store."""
+    if max(size) > MAX_SIDE[fmt]:
+        raise ServiceError(
+            400,
+            f"a {size[0]}x{size[1]} image cannot be written as {fmt.upper()} (at most "
+            f"{MAX_SIDE[fmt]} pixels a side); ask for ?format=png",
+        )
+
+
+def parse_accept(accept: str) -> list[tuple[str, float]]:
+    """`Accept` as (media range, q) in header order; a malformed q counts as 0."""
+    ranges = []
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        if media:
+            ranges.append((media.lower(), q))
+    return ranges
+
+
+def quality(media_type: str, ranges: list[tuple[str, float]]) -> tuple[float, int]:
+    """(q, position in the header) of the most specific range that matches `media_type`."""
+    kind = media_type.split("/")[0] + "/*"
+    for wanted in (media_type, kind, "*/*"):  # exact beats image/* beats */*
+        for position, (media, q) in enumerate(ranges):
+            if media == wanted:
+                return q, position
+    return 0.0, len(ranges)
+
+
 def pick_format(query: str | None, accept: str | None) -> str:
-    """?format= wins; else the first Accept type we can make; else PNG. Raises 406."""
+    """?format= wins; else the Accept type with the highest q (ties: the one listed first,
+    then PNG, JPEG, WebP); else PNG. Raises 406."""
     if query:
         name = FORMAT_ALIASES.get(query.lower(), query.lower())
         if name not in FORMATS:
-            raise ImageRequestError(
+            raise ServiceError(
                 406, f"format {query!r} is not supported; choose one of {', '.join(FORMATS)}"
             )
         return name
-    if not accept:
+    if not accept or not accept.strip():
         return "png"
-    wanted = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    for media in wanted:
-        for name, media_type in FORMATS.items():
-            if media == media_type:
-                return name
-    if any(media in ("*/*", "image/*", "") for media in wanted):
-        return "png"
-    raise ImageRequestError(
-        406, f"cannot answer with {accept!r}; this service makes {', '.join(FORMATS.values())}"
-    )
+    ranges = parse_accept(accept)
+    scored = []
+    for order, (name, media_type) in enumerate(FORMATS.items()):
+        q, position = quality(media_type, ranges)
+        scored.append((q, -position, -order, name))
+    q, _, _, name = max(scored)
+    if q <= 0:
+        raise ServiceError(
+            406,
+            f"cannot answer with {accept!r}; this service makes {', '.join(FORMATS.values())}",
+        )
+    return name
 
 
 def encode(image: Image.Image, fmt: str) -> bytes:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.backends import Backend, create_backend
+from cyclegan.backends import Backend, BackendUnavailable, create_backend
 from cyclegan.package import PackageError, load_package
-from serving.metrics import BATCH_SIZE, INFERENCE_TIME, QUEUE_WAIT
+from serving.prometheus import BATCH_SIZE, INFERENCE_TIME, QUEUE_WAIT
 from serving.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class DirectionInfo:
 @dataclass
 class ModelRegistry:
     directions: dict[str, DirectionInfo] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # for clients: no server paths
 
     @property
     def ready(self) -> bool:
@@ -45,9 +45,8 @@ class ModelRegistry:
         registry = cls()
         folders = find_packages(settings.model_dir)
         if not folders:
-            registry.problems.append(
-                f"{settings.model_dir}: no model packages (folders with model.json)"
-            )
+            log.error("%s: no model packages (folders with model.json)", settings.model_dir)
+            registry.problems.append("no model packages are installed")
         for folder in folders:
             try:
                 package = load_package(folder)
@@ -71,7 +70,7 @@ class ModelRegistry:
                         backend.name, backend.device, backend.precision,
                     )  # fmt: skip
             except Exception as error:  # any failure keeps the service not-ready, with the reason
-                registry.problems.append(f"{folder}: {error}")
+                registry.problems.append(client_message(folder, error))
                 log.error("model package %s cannot be served: %s", folder, error)
         if warm_up:
             for info in registry.directions.values():
@@ -82,13 +81,12 @@ class ModelRegistry:
         return registry
 
     def translate(
-        self, direction: str, canvases: list[np.ndarray], sent_at: list[float]
+        self, direction: str, canvases: list[np.ndarray], queue_waits: list[float]
     ) -> list[np.ndarray]:
         """Run same-direction (3, R, R) uint8 canvases, grouped by size; uint8 out, in order."""
         info = self.directions[direction]
-        started = time.time()
-        for moment in sent_at:
-            QUEUE_WAIT.labels(direction).observe(max(0.0, started - moment))
+        for wait in queue_waits:
+            QUEUE_WAIT.labels(direction).observe(wait)
         outputs: list[np.ndarray | None] = [None] * len(canvases)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, canvas in enumerate(canvases):
@@ -103,6 +101,14 @@ class ModelRegistry:
             for slot, i in enumerate(indices):
                 outputs[i] = pixels[slot]
         return [out for out in outputs if out is not None]
+
+
+def client_message(folder: Path, error: Exception) -> str:
+    """What a client may read about a package that failed: its validation message with the
+    package's folder named relatively, or only that it failed (the log has the detail)."""
+    if isinstance(error, PackageError | BackendUnavailable):
+        return f"model package {folder.name}: " + str(error).replace(str(folder), folder.name)
+    return f"model package {folder.name} could not be loaded (the server log says why)"
 
 
 def find_packages(model_dir: Path) -> list[Path]:

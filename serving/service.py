@@ -1,17 +1,21 @@
-"""The BentoML services: `Translator` (HTTP front) and `Generator` (batched inference).
+"""The BentoML services: `Translator` (HTTP front) and `BatchedGenerator` (batched inference).
 
     POST /translate/{direction}   body: image bytes (or a form's `image` field) -> image
     POST /translate               {image, direction, format}: for bentoml.SyncHTTPClient
     GET  /directions              what the server can do
-    /livez /readyz /metrics       BentoML's probes and Prometheus metrics (+ this service's)
+    GET  /readyz                  ready, or 503 with the reason (serving/routes.py)
+    /livez /metrics               BentoML's probe and Prometheus metrics (+ this service's)
 
 The front decodes each image once, fits it to the model's working canvas and hands a uint8
-canvas to `Generator.generate`, whose adaptive batcher runs concurrent requests as one forward
-pass. Settings come from CYCLEGAN_* environment variables (serving/settings.py).
+canvas to `BatchedGenerator.generate`, whose batcher (serving/batcher.py) runs concurrent
+requests as one forward pass. The request guard (serving/guard.py) admits, limits and counts
+every translate request before it gets here. Settings come from CYCLEGAN_* environment
+variables (serving/settings.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -21,28 +25,31 @@ import aiohttp
 import anyio
 import bentoml
 import numpy as np
-from _bentoml_sdk import IODescriptor
 from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from serving import imaging, routes
+from serving.batcher import Batcher, Overloaded
+from serving.errors import INTERNAL, ServiceError, error_response
 from serving.guard import RequestGuard
-from serving.metrics import IN_FLIGHT, REQUEST_LATENCY, REQUESTS
+from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY, label_bentoml_metrics_by_route
 from serving.settings import get_settings
 
 log = logging.getLogger("serving")
 settings = get_settings()
-RETRY_AFTER_S = "1"
-GENERATE_ATTEMPTS = 3
+label_bentoml_metrics_by_route()  # before BentoML builds the services' apps
+
+READY_CHECK_TIMEOUT_S = 3.0  # /readyz waits this long for the generator (probes allow more)
+CONNECT_ATTEMPTS = 4  # generator calls that could not connect (e.g. it is restarting)
+BACKOFF_S = 0.25  # first pause between attempts; it doubles each time
 
 
-class GenerateItem(IODescriptor):
+class GenerateItem(bentoml.IODescriptor):
     """One image on its way to the batcher (BentoML's base class knows numpy fields)."""
 
     direction: str
     canvas: np.ndarray  # (3, R, R) uint8
-    sent_at: float  # time.time() when handed over, for the queue-wait metric
 
 
 @bentoml.service(
@@ -50,32 +57,37 @@ class GenerateItem(IODescriptor):
     workers=settings.workers,
     traffic={"timeout": settings.request_timeout_s},
 )
-class Generator:
+class BatchedGenerator:
     """Loads every model package once per process and runs batches through its backend."""
 
     def __init__(self) -> None:
         from serving.registry import ModelRegistry
 
         self.registry = ModelRegistry.load(settings)
+        self.batcher = Batcher(
+            self.run_batch, settings.max_batch_size, settings.max_latency_ms / 1000
+        )
 
     def __is_ready__(self) -> bool:
         return self.registry.ready
 
-    # CYCLEGAN_MAX_BATCH_SIZE=1 turns batching off (BentoML's batcher needs at least 2).
-    @bentoml.api(
-        batchable=settings.max_batch_size > 1,
-        max_batch_size=max(2, settings.max_batch_size),
-        max_latency_ms=settings.max_latency_ms,
-    )
-    def generate(self, items: list[GenerateItem]) -> list[np.ndarray]:
-        """Same-direction items run together; the order of the answers is the order of `items`."""
+    @bentoml.api
+    async def generate(self, item: GenerateItem) -> np.ndarray:
+        """One canvas through the batcher; 503 when it waited longer than the latency goal."""
+        try:
+            return await self.batcher.submit(item)
+        except Overloaded as reason:
+            raise ServiceUnavailable(str(reason)) from None
+
+    def run_batch(self, items: list[GenerateItem], waits: list[float]) -> list[np.ndarray]:
+        """Same-direction items run together; the answers are in the order of `items`."""
         outputs: list[np.ndarray | None] = [None] * len(items)
         groups: dict[str, list[int]] = {}
         for index, item in enumerate(items):
             groups.setdefault(item.direction, []).append(index)
         for direction, indices in groups.items():
             results = self.registry.translate(
-                direction, [items[i].canvas for i in indices], [items[i].sent_at for i in indices]
+                direction, [items[i].canvas for i in indices], [waits[i] for i in indices]
             )
             for i, result in zip(indices, results, strict=True):
                 outputs[i] = result
@@ -100,31 +112,48 @@ class Generator:
         }
 
 
-OUTCOMES = {400: "client_error", 404: "client_error", 406: "client_error", 413: "too_large"}
-
-
 @bentoml.service(
     name="cyclegan-translator",
     traffic={"timeout": settings.request_timeout_s},
     http={"port": settings.port},
 )
 class Translator:
-    generator = bentoml.depends(Generator)
+    generator = bentoml.depends(BatchedGenerator)
 
     def __init__(self) -> None:
         self._directions: dict[str, Any] | None = None
+        self._not_ready_reason: str | None = None
 
     async def describe(self) -> dict[str, Any]:
+        """The generator's description, cached once it is ready; 503 while it cannot answer."""
         if self._directions is None or not self._directions["ready"]:
-            self._directions = await self.generator.to_async.describe()
+            try:
+                self._directions = await self.generator.to_async.describe()
+            except Exception as error:
+                log.warning("the generator cannot describe itself yet: %r", error)
+                raise ServiceError(
+                    503, "the service is not ready: the generator is starting"
+                ) from None
+            if self._directions["ready"]:
+                KNOWN_DIRECTIONS.update(self._directions["directions"])
         return self._directions
 
-    async def __is_ready__(self) -> bool:
+    async def readiness(self) -> str | None:
+        """None when ready, else why not. Asks the generator each time (it may restart)."""
         try:
-            return bool((await self.describe())["ready"])
-        except Exception as error:  # the generator is still starting
-            log.info("not ready yet: %s", error)
-            return False
+            with anyio.fail_after(READY_CHECK_TIMEOUT_S):
+                info = await self.generator.to_async.describe()
+            reason = None if info["ready"] else "; ".join(info["problems"]) or "models loading"
+        except Exception as error:
+            log.debug("readiness check: %r", error)
+            reason = "the generator is not answering (starting or restarting)"
+        if reason != self._not_ready_reason:  # log changes, not every probe
+            if reason:
+                log.warning("not ready: %s", reason)
+            else:
+                log.info("ready")
+            self._not_ready_reason = reason
+        return reason
 
     async def directions(self) -> dict[str, Any]:
         """What GET /directions answers (serving/routes.py)."""
@@ -142,25 +171,25 @@ class Translator:
         }
 
     async def run(self, direction: str, data: bytes, fmt: str, resolution: int | None) -> bytes:
-        """The whole translation of one image; raises ImageRequestError for bad requests."""
+        """The whole translation of one image; raises ServiceError for refused requests."""
         info = await self.describe()
         if not info["ready"]:
             problems = "; ".join(info["problems"]) or "models are still loading"
-            raise imaging.ImageRequestError(503, f"the service is not ready: {problems}")
+            raise ServiceError(503, f"the service is not ready: {problems}")
         if direction not in info["directions"]:
             valid = sorted(info["directions"])
-            raise imaging.ImageRequestError(
+            raise ServiceError(
                 404, f"unknown direction {direction!r}; this server has: {', '.join(valid)}"
             )
         native = info["directions"][direction]["native_resolution"]
         size = imaging.working_size(resolution, native, settings.max_resolution)
 
         def decode_and_fit() -> imaging.Prepared:
-            return imaging.prepare(imaging.decode(data, settings.max_pixels), size)
+            image, full_size = imaging.decode(data, settings.max_pixels, size, fmt)
+            return imaging.prepare(image, full_size, size)
 
         prepared = await anyio.to_thread.run_sync(decode_and_fit)
-        item = GenerateItem(direction=direction, canvas=prepared.canvas, sent_at=time.time())
-        translated = await self.generate(item)
+        translated = await self.generate(GenerateItem(direction=direction, canvas=prepared.canvas))
 
         def restore_and_encode() -> bytes:
             return imaging.encode(imaging.restore(translated, prepared), fmt)
@@ -168,64 +197,59 @@ class Translator:
         return await anyio.to_thread.run_sync(restore_and_encode)
 
     async def generate(self, item: GenerateItem) -> np.ndarray:
-        """One image through the batcher. A connection the generator closed as it was reused
-        (a keep-alive race) is retried: generate is a pure function, so this is safe."""
-        for attempt in range(1, GENERATE_ATTEMPTS + 1):
-            try:
-                (translated,) = await self.generator.to_async.generate([item])
-                return np.asarray(translated)
-            except aiohttp.ClientConnectionError as error:
-                if attempt == GENERATE_ATTEMPTS:
-                    raise imaging.ImageRequestError(
-                        503, f"the generator is unreachable: {error}"
-                    ) from None
-                log.info("generator connection dropped (%s); retrying", error)
-            except ServiceUnavailable:
-                # The batcher sheds requests it cannot start within max_latency_ms.
-                raise imaging.ImageRequestError(
-                    503, "the server is overloaded; retry shortly"
-                ) from None
-        raise AssertionError("unreachable")
+        """One image through the generator, with bounded retries and backoff.
 
-    async def handle(
+        A connection that could not be made (the generator is restarting) is retried up to
+        CONNECT_ATTEMPTS times, pausing BACKOFF_S, then twice that, and so on. One dropped
+        after the image was sent (a keep-alive race, or the generator died mid-batch) is
+        retried once only, so an image that kills the generator cannot do it again and again.
+        """
+        dropped = 0
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                return np.asarray(await self.generator.to_async.generate(item=item))
+            except aiohttp.ClientConnectorError as error:  # never connected: nothing was sent
+                reason = error
+            except aiohttp.ClientConnectionError as error:  # sent, then the connection dropped
+                dropped += 1
+                reason = error
+                if dropped > 1:
+                    break
+            except ServiceUnavailable:  # the batcher shed it: it waited past max_latency_ms
+                raise ServiceError(503, "the server is overloaded; retry shortly") from None
+            except TimeoutError:
+                raise ServiceError(503, "the generator did not answer in time") from None
+            if attempt + 1 < CONNECT_ATTEMPTS:
+                log.warning("generator call failed (%r); retry %d", reason, attempt + 1)
+                await asyncio.sleep(BACKOFF_S * 2**attempt)
+        log.error("generator unreachable: %r", reason)
+        raise ServiceError(503, "the generator is unavailable (restarting?); retry shortly")
+
+    async def answer(
         self,
+        ctx: bentoml.Context,
         direction: str,
         data: bytes,
         fmt_query: str | None,
         accept: str | None,
         resolution: str | None,
-    ) -> tuple[int, bytes | str, str]:
-        """(status, body, format or error message) with metrics; never raises."""
+    ) -> Response:
+        """The translated image, or the error answer; never raises."""
         started = time.perf_counter()
-        IN_FLIGHT.inc()
-        outcome = "ok"
         try:
             fmt = imaging.pick_format(fmt_query, accept)
-            try:
-                asked = int(resolution) if resolution is not None else None
-            except ValueError:
-                raise imaging.ImageRequestError(
-                    400, f"resolution must be an integer, got {resolution!r}"
-                ) from None
-            body = await self.run(direction, data, fmt, asked)
-            return 200, body, fmt
-        except imaging.ImageRequestError as error:
-            outcome = OUTCOMES.get(
-                error.status, "overloaded" if error.status in (429, 503) else "error"
-            )
-            return error.status, b"", str(error)
+            body = await self.run(direction, data, fmt, parse_resolution(resolution))
         except Exception as error:
-            outcome = "error"
-            log.exception("translation failed")
-            return 500, b"", f"internal error: {type(error).__name__}"
-        finally:
-            IN_FLIGHT.dec()
-            # unknown directions get one label value, so a scanner cannot grow the label set
-            known = self._directions is not None and direction in self._directions["directions"]
-            label = direction if known else "unknown"
-            REQUESTS.labels(label, outcome).inc()
-            if outcome == "ok":
-                REQUEST_LATENCY.labels(label).observe(time.perf_counter() - started)
+            if not isinstance(error, ServiceError):
+                log.exception("translation failed")
+                error = ServiceError(500, INTERNAL)
+            # With a Context parameter BentoML copies ctx.response's status onto whatever the
+            # API returns (and adds its headers), so the status is set there too.
+            ctx.response.status_code = error.status
+            return error_response(error)
+        REQUEST_LATENCY.labels(direction).observe(time.perf_counter() - started)
+        ctx.response.status_code = 200
+        return Response(body, media_type=imaging.FORMATS[fmt])
 
     @bentoml.api(route="/translate/{direction}")
     async def translate(
@@ -233,14 +257,14 @@ class Translator:
     ) -> Annotated[Path, ContentType("image/*")]:
         """Translate the image in the request body; answer with the image (PNG by default)."""
         request = ctx.request
-        status, payload, detail = await self.handle(
+        return await self.answer(  # type: ignore[return-value]
+            ctx,
             request.path_params["direction"],
             body,
             request.query_params.get("format"),
             request.headers.get("accept"),
             request.query_params.get("resolution"),
         )
-        return self.respond(ctx, status, payload, detail)
 
     @bentoml.api(route="/translate")
     async def translate_image(
@@ -254,24 +278,21 @@ class Translator:
         """The same translation for bentoml.SyncHTTPClient: image file in, image file out."""
         data = await anyio.to_thread.run_sync(Path(image).read_bytes)
         asked = None if resolution is None else str(resolution)
-        status, payload, detail = await self.handle(direction, data, format, None, asked)
-        return self.respond(ctx, status, payload, detail)
+        return await self.answer(ctx, direction, data, format, None, asked)  # type: ignore[return-value]
 
-    @staticmethod
-    def respond(ctx: bentoml.Context, status: int, payload: bytes, detail: str) -> Response:
-        # With a Context parameter BentoML copies ctx.response's status onto whatever the API
-        # returns (and adds its headers), so the status is set there.
-        ctx.response.status_code = status
-        if status != 200:
-            headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
-            return JSONResponse({"error": detail}, status_code=status, headers=headers)
-        return Response(payload, media_type=imaging.FORMATS[detail])
+
+def parse_resolution(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ServiceError(400, f"resolution must be an integer, got {value!r}") from None
 
 
 Translator.mount_asgi_app(routes.app, path="/")
-Translator.add_asgi_middleware(routes.WebPage)
-Translator.add_asgi_middleware(
-    RequestGuard,
-    max_bytes=settings.max_bytes,
-    max_concurrency=settings.max_concurrency,
-)
+# The first middleware added is the outermost: headers go on every answer, pages are served
+# before the guard, and the guard sees every translate request.
+Translator.add_asgi_middleware(routes.SecurityHeaders)
+Translator.add_asgi_middleware(routes.Pages)
+Translator.add_asgi_middleware(RequestGuard, settings=settings)

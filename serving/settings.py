@@ -1,44 +1,124 @@
-"""The service's settings: one typed object, read from CYCLEGAN_* environment variables."""
+"""The service's settings: one typed object, read from CYCLEGAN_* environment variables.
+
+Unknown CYCLEGAN_* variables are refused (a misspelt limit would otherwise be silently
+ignored), and settings that only make sense together are checked together.
+"""
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cyclegan.backends import BackendName, DeviceName
+from cyclegan.generator_config import SIZE_MULTIPLE
 
 ENV_PREFIX = "CYCLEGAN_"
 ROOT = Path(__file__).resolve().parents[1]
+MIB = 1024 * 1024
+# Peak memory of the front per input pixel, for the image-memory budget: decoded pixels,
+# the alpha plane, the output at full size (RGBA) and the encoded answer. Measured on
+# 16-bit greyscale, RGBA PNG and JPEG inputs (tests/serving/test_hostile.py checks RSS).
+PEAK_BYTES_PER_PIXEL = 12
+
+
+class SettingsError(ValueError):
+    """Settings the service cannot run with; the message says which and why."""
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     model_dir: Path = Field(ROOT / "models", description="folder of model packages")
-    backend: Literal["auto", "onnxruntime", "torch", "tensorrt"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: BackendName = "auto"
+    device: DeviceName = "auto"
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
-    # batching (BentoML's adaptive batcher in the generator service)
+    # batching (the generator's batcher: serving/batcher.py)
     max_batch_size: int = Field(8, ge=1)
     max_latency_ms: int = Field(
-        5000, ge=1, description="a request not started by then is shed with 503"
+        5000, ge=1, description="an image not started by then is shed with 503"
     )
     # limits
-    max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest request body")
-    max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image (width x height)")
+    max_bytes: int = Field(20 * MIB, ge=1, description="largest request body")
+    max_pixels: int = Field(16_000_000, ge=1, description="largest decoded image (width x height)")
+    image_memory_mb: int = Field(
+        768, ge=1, description="memory for images in flight in the front; past it, 503"
+    )
     max_resolution: int = Field(
         512, ge=32, description="largest working resolution a request may ask"
     )
     max_concurrency: int = Field(64, ge=1, description="requests in flight before 429")
     request_timeout_s: int = Field(60, ge=1)
+    client_timeout_s: float = Field(
+        10, gt=0, description="longest pause in a client's upload or download before 408"
+    )
     # processes and threads
     workers: int = Field(1, ge=1, description="generator processes")
     threads: int | None = Field(None, ge=1, description="inference threads per process")
 
+    @model_validator(mode="after")
+    def check_together(self) -> Self:
+        problems = []
+        if self.max_latency_ms >= self.request_timeout_s * 1000:
+            problems.append(
+                f"max_latency_ms ({self.max_latency_ms}) must be below request_timeout_s "
+                f"({self.request_timeout_s} s), or queued requests time out (504) instead "
+                "of being shed (503)"
+            )
+        if self.client_timeout_s >= self.request_timeout_s:
+            problems.append(
+                f"client_timeout_s ({self.client_timeout_s}) must be below request_timeout_s "
+                f"({self.request_timeout_s})"
+            )
+        largest = self.max_bytes + self.max_pixels * PEAK_BYTES_PER_PIXEL
+        if largest > self.image_memory_mb * MIB:
+            problems.append(
+                f"image_memory_mb ({self.image_memory_mb}) cannot hold one request at the "
+                f"limits: max_bytes + max_pixels x {PEAK_BYTES_PER_PIXEL} bytes = "
+                f"{largest / MIB:.0f} MiB; raise it or lower max_pixels / max_bytes"
+            )
+        if self.max_resolution % SIZE_MULTIPLE:
+            problems.append(f"max_resolution ({self.max_resolution}) must be a multiple of 4")
+        if self.backend == "tensorrt" and self.device == "cpu":
+            problems.append("backend tensorrt needs device cuda (or auto)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """CYCLEGAN_* variables that name no setting, each with a likely meant one."""
+    known = [ENV_PREFIX + name.upper() for name in ServiceSettings.model_fields]
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            guess = difflib.get_close_matches(upper, known, n=1)
+            unknown.append(f"{name} (did you mean {guess[0]}?)" if guess else name)
+    return unknown
+
+
+def load_settings() -> ServiceSettings:
+    """The settings from the environment; SettingsError for unknown names or bad values."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting: {', '.join(unknown)}. The settings are: "
+            + ", ".join(ENV_PREFIX + name.upper() for name in ServiceSettings.model_fields)
+        )
+    try:
+        return ServiceSettings()
+    except ValueError as error:  # pydantic's ValidationError names the field and the rule
+        raise SettingsError(str(error)) from None
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> ServiceSettings:
-    return ServiceSettings()
+    return load_settings()

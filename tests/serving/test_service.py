@@ -328,6 +328,10 @@ def test_bad_model_package_keeps_the_service_not_ready(tmp_path: Path, model_dir
         response = post(server, "horse2zebra", real_images("testA", 1)[0].read_bytes(), JPEG)
         assert response.status_code == 503 and "sha256" in response.json()["error"]
         assert response.headers["retry-after"] == "1"
+        ready = httpx.get(f"{server.url}/readyz")
+        assert "generator_ab.safetensors" in ready.json()["error"]
+        for answer in (response, ready, httpx.get(f"{server.url}/directions")):
+            assert str(tmp_path) not in answer.text  # no server paths for clients
     finally:
         stop_server(server)
     log = server.log_text()
@@ -337,7 +341,10 @@ def test_bad_model_package_keeps_the_service_not_ready(tmp_path: Path, model_dir
 def test_web_page_and_api_docs(server: Server) -> None:
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "/directions" in page.text and "/translate/" in page.text
+    script = httpx.get(f"{server.url}/static/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "/directions" in script.text and "/translate/" in script.text
+    assert httpx.get(f"{server.url}/static/../settings.py").status_code == 404
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/translate/{direction}" in httpx.get(f"{server.url}/docs.json").text

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from serving.settings import ServiceSettings
+from serving.settings import ServiceSettings, SettingsError, load_settings, unknown_variables
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,3 +27,53 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CYCLEGAN_MAX_BATCH_SIZE", "0")
     with pytest.raises(ValidationError, match="max_batch_size"):
         ServiceSettings()
+
+
+def test_misspelt_settings_are_refused_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: CYCLEGAN_MAX_CONCURENCY=1 was silently ignored."""
+    monkeypatch.setenv("CYCLEGAN_MAX_CONCURENCY", "1")
+    with pytest.raises(
+        SettingsError, match=r"CYCLEGAN_MAX_CONCURENCY \(did you mean CYCLEGAN_MAX_CONCURRENCY\?\)"
+    ):
+        load_settings()
+    unknown = unknown_variables({"CYCLEGAN_PORT": "1", "OTHER": "x", "cyclegan_nonsense": "1"})
+    assert [name.split()[0] for name in unknown] == ["cyclegan_nonsense"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"max_latency_ms": 60_000, "request_timeout_s": 60}, "max_latency_ms"),
+        ({"client_timeout_s": 60, "request_timeout_s": 60}, "client_timeout_s"),
+        ({"max_pixels": 100_000_000, "image_memory_mb": 768}, "image_memory_mb"),
+        ({"max_resolution": 510}, "multiple of 4"),
+        ({"backend": "tensorrt", "device": "cpu"}, "tensorrt"),
+    ],
+)
+def test_settings_are_checked_together(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServiceSettings(**values)
+
+
+def test_defaults_fit_their_own_budget() -> None:
+    settings = ServiceSettings()
+    assert settings.max_bytes + settings.max_pixels * 12 <= settings.image_memory_mb * 2**20
+
+
+def test_the_server_does_not_start_with_a_misspelt_setting() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.serverlib import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "serving"],
+        env={**os.environ, "CYCLEGAN_MAX_CONCURENCY": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "did you mean CYCLEGAN_MAX_CONCURRENCY" in result.stderr

@@ -1,0 +1,161 @@
+"""Load and faults, short versions (`make soak` runs the long ones and writes BENCHMARKS.md):
+saturation, the generator worker killed under load, slow readers of large answers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import real_images
+from tests.serverlib import (
+    Server,
+    generator_workers,
+    metric,
+    open_connection,
+    start_server,
+    stop_server,
+    tree_rss,
+    wait_until,
+)
+
+JPEG = {"content-type": "image/jpeg"}
+
+
+def hammer(server: Server, data: bytes, clients: int, seconds: float) -> list[tuple[int, float]]:
+    """`clients` threads posting back to back for `seconds`: (status, duration) of each."""
+    deadline = time.monotonic() + seconds
+
+    def client(_: int) -> list[tuple[int, float]]:
+        results = []
+        with httpx.Client(timeout=90) as session:
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    status = session.post(
+                        f"{server.url}/translate/horse2zebra", content=data, headers=JPEG
+                    ).status_code
+                except httpx.TimeoutException:
+                    status = -1  # a hang: never acceptable
+                results.append((status, time.monotonic() - started))
+        return results
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        return [r for rs in pool.map(client, range(clients)) for r in rs]
+
+
+@pytest.mark.slow
+def test_saturation_sheds_and_recovers(server: Server) -> None:
+    """4x the in-flight limit, closed loop: only 200/429/503, memory flat, normal after."""
+    data = real_images("testA", 1)[0].read_bytes()
+    hammer(server, data, 8, 5)  # warm up
+    warmed = tree_rss(server)
+    results = hammer(server, data, 32, 20)
+    codes = {status for status, _ in results}
+    assert codes <= {200, 429, 503}, codes
+    assert 200 in codes and codes & {429, 503}
+    assert tree_rss(server) < warmed * 1.10, (warmed, tree_rss(server))
+    response = httpx.post(
+        f"{server.url}/translate/horse2zebra", content=data, headers=JPEG, timeout=10
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.slow
+def test_killed_generator_answers_503_then_recovers(tmp_path: Path, model_dir: Path) -> None:
+    """SIGKILL the generator worker under load: no 500, no hang; /readyz says why while it
+    restarts; then it serves again."""
+    server = start_server(model_dir, tmp_path, {"CYCLEGAN_MAX_CONCURRENCY": "32"})
+    try:
+        wait_until(server, "/readyz", 200)
+        data = real_images("testA", 1)[0].read_bytes()
+        not_ready: list[str] = []
+        stop = threading.Event()
+
+        def watch_readiness() -> None:
+            while not stop.is_set():
+                try:
+                    probe = httpx.get(f"{server.url}/readyz", timeout=10)
+                    if probe.status_code != 200:
+                        not_ready.append(probe.json()["error"])
+                except httpx.HTTPError:
+                    not_ready.append("no answer")
+                time.sleep(0.2)
+
+        def kill_generator() -> None:
+            time.sleep(3)
+            workers = generator_workers(server)
+            assert workers, "no generator worker found"
+            for worker in workers:
+                worker.send_signal(signal.SIGKILL)
+
+        watcher = threading.Thread(target=watch_readiness)
+        killer = threading.Thread(target=kill_generator)
+        watcher.start()
+        killer.start()
+        try:
+            results = hammer(server, data, 4, 20)
+        finally:
+            killer.join()
+            wait_until(server, "/readyz", 200, timeout=180)
+            stop.set()
+            watcher.join()
+        codes = {status for status, _ in results}
+        assert codes <= {200, 503}, codes  # never 500 for an unavailable generator, no hang (-1)
+        assert any("generator" in reason for reason in not_ready), not_ready
+        after = httpx.post(
+            f"{server.url}/translate/horse2zebra", content=data, headers=JPEG, timeout=60
+        )
+        assert after.status_code == 200
+    finally:
+        stop_server(server)
+    assert "not ready: the generator is not answering" in server.log_text()
+
+
+def large_answer_request() -> bytes:
+    """A small PNG whose answer is large: 2000 x 1999 pixels, just under the tests' limit."""
+    pixels = np.random.default_rng(0).integers(0, 255, (1999, 2000, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((2000, 1999)).save(buffer, format="JPEG", quality=30)
+    image = buffer.getvalue()
+    return (
+        b"POST /translate/horse2zebra?format=png HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: image/jpeg\r\nContent-Length: " + str(len(image)).encode() + b"\r\n\r\n"
+    ) + image
+
+
+def test_slow_readers_hold_no_slot(server: Server) -> None:
+    """More slow readers of large answers than in-flight slots: a new request still gets in;
+    their memory stays counted until they are dropped (client timeout, 3 s in the tests)."""
+    request = large_answer_request()
+    readers = [open_connection(server, request, receive_buffer=4096) for _ in range(12)]
+    try:
+        # Wait until the work is done (nothing in flight) while their answers are stuck in
+        # sending (the readers read nothing), so their memory is still counted.
+        deadline = time.monotonic() + 120
+        while (
+            metric(server, "cyclegan_in_flight_requests") > 0
+            or metric(server, "cyclegan_image_memory_bytes") == 0
+        ):
+            assert time.monotonic() < deadline, "no answer ever got stuck with a slow reader"
+            time.sleep(0.2)
+        data = real_images("testA", 1)[0].read_bytes()
+        response = httpx.post(
+            f"{server.url}/translate/horse2zebra", content=data, headers=JPEG, timeout=60
+        )
+        assert response.status_code == 200  # not 429: the slow readers hold no slot
+    finally:
+        for reader in readers:
+            reader.close()
+    deadline = time.monotonic() + 60
+    while metric(server, "cyclegan_image_memory_bytes") > 0:
+        assert time.monotonic() < deadline, "memory of dropped readers was never released"
+        time.sleep(0.5)
