@@ -55,6 +55,7 @@ def test_overlays_render_and_validate_strictly(overlay: str) -> None:
             "ConfigMap",
             "Deployment",
             "HorizontalPodAutoscaler",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Service",
             "ServiceMonitor",
@@ -135,6 +136,86 @@ def test_configmap_sets_only_settings_the_service_reads(overlay: str) -> None:
     ServiceSettings.model_validate(
         {key[len(ENV_PREFIX) :].lower(): value for key, value in data.items()}
     )
+
+
+SELECTOR = {
+    "app.kubernetes.io/name": "cyclegan-translation",
+    "app.kubernetes.io/instance": "cyclegan-translation",
+}
+LABELS = {*SELECTOR, "app.kubernetes.io/component", "app.kubernetes.io/part-of",
+          "app.kubernetes.io/version", "app.kubernetes.io/managed-by"}  # fmt: skip
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_labels_are_complete_and_selectors_minimal(overlay: str) -> None:
+    resources = render(overlay)
+    kinds = by_kind(resources)
+    for resource in resources:
+        assert set(resource["metadata"]["labels"]) >= LABELS, resource["kind"]
+    deployment = kinds["Deployment"]["spec"]
+    selectors = [
+        deployment["selector"]["matchLabels"],
+        kinds["Service"]["spec"]["selector"],
+        kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+        kinds["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"],
+        kinds["ServiceMonitor"]["spec"]["selector"]["matchLabels"],
+    ]
+    for selector in selectors:  # the version never goes in a selector (they are immutable)
+        assert selector == SELECTOR
+    assert set(deployment["template"]["metadata"]["labels"]) >= LABELS
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_pods_are_locked_down_and_bounded(overlay: str) -> None:
+    kinds = by_kind(render(overlay))
+    deployment = kinds["Deployment"]["spec"]
+    assert "replicas" not in deployment  # the HPA owns the scale
+    assert kinds["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
+    pod = deployment["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False  # *_PORT variables would clash with CYCLEGAN_*
+    for volume in pod["volumes"]:
+        if "emptyDir" in volume:
+            assert volume["emptyDir"]["sizeLimit"], volume["name"]
+    for box in [*pod["containers"], *pod.get("initContainers", [])]:
+        assert box["resources"]["requests"]["ephemeral-storage"], box["name"]
+        assert box["resources"]["limits"]["ephemeral-storage"], box["name"]
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_probes_wait_longer_than_the_readiness_check(overlay: str) -> None:
+    from serving.service import READY_CHECK_TIMEOUT_S
+
+    container = by_kind(render(overlay))["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] > READY_CHECK_TIMEOUT_S, probe
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_network_policy_admits_http_only_and_no_egress(overlay: str) -> None:
+    kinds = by_kind(render(overlay))
+    policy = kinds["NetworkPolicy"]["spec"]
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["egress"] == []
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+
+
+@needs_kubectl
+def test_cpu_pod_memory_holds_the_image_budget() -> None:
+    """The CPU pod's limit holds the models and processes (measured about 0.8 GiB with the
+    default model) plus the front's image-memory budget."""
+    kinds = by_kind(render("cpu"))
+    limit = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limit["memory"].endswith("Gi")
+    settings = ServiceSettings.model_validate(
+        {k[len(ENV_PREFIX) :].lower(): v for k, v in kinds["ConfigMap"]["data"].items()}
+    )
+    assert settings.image_memory_mb + 1024 <= int(limit["memory"][:-2]) * 1024
 
 
 def metric_names(text: str) -> set[str]:
