@@ -192,7 +192,9 @@ def service_tables(
             package.path.parent, workdir / f"batching-{mode}",
             {"CYCLEGAN_BACKEND": "onnxruntime", "CYCLEGAN_MAX_BATCH_SIZE": str(batch_size),
              # a latency goal every batch can meet: saturation is measured, not load shedding
-             "CYCLEGAN_MAX_CONCURRENCY": "256", "CYCLEGAN_MAX_LATENCY_MS": "60000"},
+             # (the request timeout must exceed it: the service checks the two together)
+             "CYCLEGAN_MAX_CONCURRENCY": "256", "CYCLEGAN_MAX_LATENCY_MS": "60000",
+             "CYCLEGAN_REQUEST_TIMEOUT_S": "120"},
         )  # fmt: skip
         try:
             wait_until(server, "/readyz", 200)
