@@ -17,7 +17,10 @@ from training.__main__ import main
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.config import TrainConfig
 from training.data import ResumableSampler, UnpairedDataset, scan_folder
-from training.train import Runtime, build_state, learning_rate, train_step
+from training.networks import build_state
+from training.runtime import Runtime
+from training.schedule import learning_rate
+from training.step import train_step
 
 
 def tiny_config(data: Path, **overrides: object) -> TrainConfig:

@@ -159,9 +159,10 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_package(args: argparse.Namespace) -> int:
-    from training.train import export_package
+    from training.packaging import package_checkpoint
 
-    package = export_package(load_checkpoint(checkpoint_path(args.run)), args.out, args.run)
+    saved = load_checkpoint(checkpoint_path(args.run))
+    package = package_checkpoint(saved, args.out, args.run)
     log.info(
         "model package written: %s (step %s)", package.path, package.manifest.training["steps"]
     )

@@ -7,12 +7,20 @@ values, and is read back with `torch.load(weights_only=True)`: no arbitrary unpi
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+
+from training.config import TrainConfig
+from training.networks import TrainState
+from training.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -42,3 +50,47 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError(f"{path}: not a training checkpoint of this project")
     return state
+
+
+def checkpoint_state(state: TrainState, config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
+    """The whole training state; under DDP the image pools of every rank are gathered."""
+    pools = {"a": state.pool_a.state_dict(), "b": state.pool_b.state_dict()}
+    all_pools: list[Any] = [pools]
+    if runtime.world > 1:
+        all_pools = [None] * runtime.world
+        dist.all_gather_object(all_pools, pools)
+    generators, discriminators = state.generators, state.discriminators
+    return {
+        "step": state.step,
+        "config": config.model_dump(mode="json"),
+        "generator_ab": generators.generator_ab.state_dict(),
+        "generator_ba": generators.generator_ba.state_dict(),
+        "discriminator_a": discriminators.discriminator_a.state_dict(),
+        "discriminator_b": discriminators.discriminator_b.state_dict(),
+        "optimizer_g": state.optimizer_g.state_dict(),
+        "optimizer_d": state.optimizer_d.state_dict(),
+        "scaler_g": state.scaler_g.state_dict(),
+        "scaler_d": state.scaler_d.state_dict(),
+        "pools": all_pools,
+        "world_size": runtime.world,
+        "rng_torch": torch.get_rng_state(),
+    }
+
+
+def restore_state(state: TrainState, saved: dict[str, Any], runtime: Runtime) -> None:
+    state.generators.generator_ab.load_state_dict(saved["generator_ab"])
+    state.generators.generator_ba.load_state_dict(saved["generator_ba"])
+    state.discriminators.discriminator_a.load_state_dict(saved["discriminator_a"])
+    state.discriminators.discriminator_b.load_state_dict(saved["discriminator_b"])
+    state.optimizer_g.load_state_dict(saved["optimizer_g"])
+    state.optimizer_d.load_state_dict(saved["optimizer_d"])
+    state.scaler_g.load_state_dict(saved["scaler_g"])
+    state.scaler_d.load_state_dict(saved["scaler_d"])
+    pools = saved["pools"]
+    if runtime.rank < len(pools):
+        state.pool_a.load_state_dict(pools[runtime.rank]["a"], runtime.device)
+        state.pool_b.load_state_dict(pools[runtime.rank]["b"], runtime.device)
+    else:
+        log.warning("the checkpoint has no image pool for rank %d; it starts empty", runtime.rank)
+    torch.set_rng_state(saved["rng_torch"])
+    state.step = int(saved["step"])

@@ -22,8 +22,10 @@ from training.__main__ import main
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.diffaugment import POLICIES, diff_augment
 from training.discriminator import PatchDiscriminator
+from training.networks import build_state
 from training.plot import read_log
-from training.train import Runtime, build_state, train_step
+from training.runtime import Runtime
+from training.step import train_step
 from training.warm_start import copy_generator, init_generators_from
 
 RESIZE = GeneratorConfig(ngf=8, n_blocks=1, upsample="resize")

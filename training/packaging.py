@@ -1,0 +1,71 @@
+"""A training run's checkpoint -> a model package (`python -m training package`, end of a run).
+
+The package records how it was made: the commands, the config (folders by name, never one
+machine's paths), steps, losses, what it grew from; and it keeps the run's training log.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+from cyclegan.generator import build_generator
+from cyclegan.package import ModelPackage, write_package
+from training.config import TrainConfig
+from training.plot import LOG_NAME
+
+COMMANDS_NAME = "commands.jsonl"
+
+
+def read_commands(run: Path) -> list[list[str]]:
+    path = run / COMMANDS_NAME
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as model.json records it: folders by name, not by one machine's paths."""
+    out = dict(config)
+    for key in ("data", "init_from"):
+        if out.get(key) is not None:
+            out[key] = Path(out[key]).name
+    return out
+
+
+def package_checkpoint(saved: dict[str, Any], out: Path, run: Path | None = None) -> ModelPackage:
+    """Write a model package from a checkpoint; with `run`, also its commands and log."""
+    config = TrainConfig.model_validate(saved["config"])
+    generator_config = config.generator_config()
+    generators = {}
+    for key in ("ab", "ba"):
+        net = build_generator(generator_config)
+        net.load_state_dict(saved[f"generator_{key}"])
+        generators[key] = (net, generator_config)
+    step = int(saved["step"])
+    steps_per_epoch = int(saved.get("steps_per_epoch") or 0)
+    training = {
+        "trainer": "python -m training",
+        "commands": read_commands(run) if run else [],
+        "config": portable_config(saved["config"]),
+        "steps": step,
+        "epochs": round(step / steps_per_epoch, 3) if steps_per_epoch else None,
+        "images_per_step": config.batch_size * int(saved.get("world_size", 1)),
+        "epoch_length": saved.get("epoch_length"),
+        "last_losses": saved.get("last_losses"),
+        "init_from": saved.get("init_from"),
+        "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    version = f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+step{step}"
+    return write_package(
+        out,
+        name=config.package_name,
+        version=version,
+        domains=config.domains,
+        generators=generators,
+        native_resolution=config.load_size,
+        training=training,
+        files={LOG_NAME: run / LOG_NAME} if run and (run / LOG_NAME).is_file() else None,
+    )

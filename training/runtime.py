@@ -1,0 +1,89 @@
+"""Where and how a training process runs: device, mixed precision, and its place under DDP.
+
+Launched by `torchrun`, each process reads its rank from the environment and joins the
+process group (NCCL on GPUs, gloo on CPUs); alone, it is rank 0 of 1 and never touches
+`torch.distributed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    rank: int
+    world: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if `flag` is true on any: ranks must stop at the same step."""
+        tensor = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        if self.world > 1:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item() > 0)
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA device")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+    """Mixed precision on GPUs (bf16 where supported); full fp32 on the CPU unless asked."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def setup_distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def check_replicas_in_sync(modules: tuple[nn.Module, ...], runtime: Runtime, step: int) -> None:
+    """Under DDP every rank must hold the same weights; a cheap per-tensor checksum proves it."""
+    if runtime.world == 1:
+        return
+    checksum = torch.stack(
+        [p.detach().double().sum() for module in modules for p in module.parameters()]
+    ).to(runtime.device)
+    gathered = [torch.empty_like(checksum) for _ in range(runtime.world)]
+    dist.all_gather(gathered, checksum)
+    worst = max(float((g - gathered[0]).abs().max()) for g in gathered)
+    if worst != 0.0:
+        raise RuntimeError(f"DDP replicas diverged at step {step} (checksum gap {worst})")
+    if runtime.is_main:
+        log.info("step %d: %d DDP replicas in sync", step, runtime.world)
