@@ -227,3 +227,26 @@ def test_plot_log_records_round_trip(tmp_path: Path) -> None:
     records = [{"step": i, "loss_G": 1.0 / i, "lr": 0.1} for i in range(1, 50)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert read_log(tmp_path / "metrics.jsonl") == records
+
+
+def test_throughput_benchmark_times_every_variant_in_rounds(tiny_data: Path) -> None:
+    from training.throughput import Variant, markdown, measure
+
+    variants = [
+        Variant("baseline"),
+        Variant("bf16", bf16=True),
+        Variant("channels_last", channels_last=True),
+        Variant("1 thread", threads=1),
+        Variant("identity off", {"lambda_identity": 0.0}),
+    ]
+    base = {
+        "ngf": 4, "n_blocks": 1, "ndf": 4, "n_layers": 2, "load_size": 36, "image_size": 32,
+        "workers": 0,
+    }  # fmt: skip
+    threads = torch.get_num_threads()
+    rows = measure(tiny_data, variants, base, steps=2, rounds=2, warmup=1)
+    assert [name for name, _, _ in rows] == [v.name for v in variants]
+    assert rows[0][2] == 1.0 and all(rate > 0 and ratio > 0 for _, rate, ratio in rows)
+    table = markdown(rows, 2, 2)
+    assert table.count("\n| ") == len(variants) + 1  # header + one row each
+    assert torch.get_num_threads() == threads  # the 1-thread variant put the setting back
