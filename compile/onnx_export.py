@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 import torch
 
-from cyclegan.backends.onnx_runtime import INPUT_NAME, OUTPUT_NAME, OnnxRuntimeBackend
+from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
+from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
 from cyclegan.package import FileRef, ModelPackage, OnnxInfo, sha256_file
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclegan.backends.onnx_runtime import INPUT_NAME, OUTPUT_NAME
 from cyclegan.backends.tensorrt_runtime import import_tensorrt, this_gpu
 from cyclegan.engines import (
     EngineMeta,
@@ -29,6 +28,7 @@ from cyclegan.engines import (
     read_meta,
 )
 from cyclegan.generator import SIZE_MULTIPLE
+from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
 from cyclegan.package import ModelPackage, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)

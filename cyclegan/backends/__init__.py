@@ -1,39 +1,30 @@
 """Runtime backends: one small interface over ONNX Runtime, PyTorch and TensorRT.
 
-Every backend translates a batch (N, 3, H, W) float32 in [-1, 1] (numpy) into the same
-shape, and says what it is (`name`, `device`, `precision`). Heavy imports (onnxruntime,
-tensorrt, CUDA) happen inside each backend, so this package imports on any machine.
+Every backend (the interface is in `base.py`) translates a batch (N, 3, H, W) float32 in
+[-1, 1] (numpy) into the same shape, and says what it is (`name`, `device`, `precision`).
+Heavy imports (onnxruntime, tensorrt, CUDA) happen inside each backend, so this package
+imports on any machine.
 `create_backend("auto", ...)` picks the fastest one the machine and the package allow.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal, Protocol
 
-import numpy as np
-
+from cyclegan.backends.base import Backend, BackendName, BackendUnavailable, DeviceName
 from cyclegan.package import ModelPackage
 
+__all__ = [
+    "Backend",
+    "BackendName",
+    "BackendUnavailable",
+    "DeviceName",
+    "create_backend",
+    "cuda_available",
+    "tensorrt_available",
+]
+
 log = logging.getLogger(__name__)
-
-BackendName = Literal["auto", "onnxruntime", "torch", "tensorrt"]
-DeviceName = Literal["auto", "cpu", "cuda"]
-
-
-class Backend(Protocol):
-    name: str  # "onnxruntime", "torch", "tensorrt"
-    device: str  # "cpu", "cuda"
-    precision: str  # "fp32", "fp16"
-    max_batch_size: int | None  # a TensorRT profile's limit; None when any batch works
-
-    def translate(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 in [-1, 1] -> (N, 3, H, W) float32 in [-1, 1]."""
-        ...
-
-
-class BackendUnavailable(RuntimeError):
-    """The asked-for backend cannot run here; the message says what is missing."""
 
 
 def cuda_available() -> bool:

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.backends import BackendUnavailable
+from cyclegan.backends.base import BackendUnavailable
+from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
 from cyclegan.package import ModelPackage
-
-INPUT_NAME = "image"
-OUTPUT_NAME = "translated"
 
 
 class OnnxRuntimeBackend:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cyclegan.backends import BackendUnavailable
+from cyclegan.backends.base import BackendUnavailable
 from cyclegan.engines import EngineMeta, check_compatible, plan_paths, read_meta
 from cyclegan.package import ModelPackage, sha256_file
 
