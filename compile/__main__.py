@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="compare every available backend with PyTorch")
     verify.add_argument("--package", type=Path, required=True)
-    verify.add_argument("--resolution", type=int, help="default: the package's native one")
+    verify.add_argument(
+        "--resolution", type=int, help="default: the served one (native, down to a multiple of 4)"
+    )
     verify.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     verify.add_argument("--repeats", type=int, default=3)
     return parser
@@ -48,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         package = load_package(args.package)
         if args.command == "onnx":
-            from compile.onnx_export import export_package
+            from compile.onnx_export import export_onnx_graphs
 
-            for name, info in export_package(package).items():
+            for name, info in export_onnx_graphs(package).items():
                 log.info(
                     "%s: %s (max abs err %.1e), %s (fp16 PSNR %.1f dB)",
                     name, info.file, info.max_abs_error, info.fp16.file if info.fp16 else "-",
@@ -58,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
             return 0
         if args.command == "tensorrt":
-            from compile.tensorrt_build import build_package, profile_shapes
+            from compile.tensorrt_build import build_engines, profile_shapes
 
             profile = profile_shapes(
                 args.max_batch, args.opt_batch, args.min_size, args.opt_size, args.max_size
             )
-            build_package(package, profile, int(args.workspace_gib * (1 << 30)), args.skip_existing)
+            build_engines(package, profile, int(args.workspace_gib * (1 << 30)), args.skip_existing)
             return 0
         from compile.verify import format_table, verify_package
 

@@ -135,7 +135,7 @@ def export_direction(package: ModelPackage, direction: str, seed: int = 0) -> On
     )
 
 
-def export_package(package: ModelPackage) -> dict[str, OnnxInfo]:
+def export_onnx_graphs(package: ModelPackage) -> dict[str, OnnxInfo]:
     """Export every direction, then record all of them in model.json at once."""
     results = {name: export_direction(package, name) for name in package.manifest.directions}
     for name, info in results.items():

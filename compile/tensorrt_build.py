@@ -187,7 +187,7 @@ def plan_is_current(
     )
 
 
-def build_package(
+def build_engines(
     package: ModelPackage, profile: ProfileShapes, workspace_bytes: int, skip_existing: bool = False
 ) -> list[Path]:
     """Build every direction's plan; with skip_existing, keep plans that are still current."""

@@ -2,20 +2,24 @@
 
 Prints one row per backend: device, precision, max abs error and PSNR against the PyTorch fp32
 reference, images per second at batch 1 and 8. fp32 backends must be within 1e-4 (max abs),
-fp16 ones at or above 35 dB PSNR; `verify_package` reports which rows fail.
+fp16 ones at or above 35 dB PSNR; `verify_package` reports which rows fail. Inputs are square at
+the side the service runs the package at (its native resolution rounded down to a multiple of
+4), so what is verified is what is served.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from compile.onnx_export import psnr_db
+from compile.timing import rate
 from cyclegan.backends import Backend, BackendUnavailable, cuda_available
+from cyclegan.generator_config import SIZE_MULTIPLE
+from cyclegan.imaging import served_resolution
 from cyclegan.package import ModelPackage
 
 log = logging.getLogger(__name__)
@@ -27,6 +31,7 @@ FP16_MIN_PSNR_DB = 35.0
 @dataclass
 class Row:
     direction: str
+    resolution: int  # square inputs of this side
     backend: str
     device: str
     precision: str
@@ -69,11 +74,7 @@ def candidates(package: ModelPackage, direction: str) -> list[tuple[str, Callabl
 
 def throughput(backend: Backend, sample: np.ndarray, batch: int, repeats: int) -> float:
     x = np.repeat(sample[:1], batch, axis=0)
-    backend.translate(x)  # warm-up: first runs allocate and pick kernels
-    start = time.perf_counter()
-    for _ in range(repeats):
-        backend.translate(x)
-    return batch * repeats / (time.perf_counter() - start)
+    return rate(lambda: backend.translate(x), batch, 0.0, min_calls=repeats)
 
 
 def verify_direction(
@@ -87,15 +88,17 @@ def verify_direction(
     reference_backend = TorchBackend.from_package(package, direction, "cpu")
     reference = reference_backend.translate(inputs)
     speed = {b: throughput(reference_backend, inputs, b, repeats) for b in batches}
-    rows = [Row(direction, "torch", "cpu", "fp32", 0.0, float("inf"), speed, True, "reference")]
+    reference_row = Row(direction, resolution, "torch", "cpu", "fp32", 0.0, float("inf"), speed)
+    reference_row.note = "reference"
+    rows = [reference_row]
     for label, make in candidates(package, direction):
         try:
             backend = make()
         except (BackendUnavailable, FileNotFoundError) as reason:
-            rows.append(Row(direction, label, "-", "-", note=f"skipped: {reason}"))
+            rows.append(Row(direction, resolution, label, "-", "-", note=f"skipped: {reason}"))
             continue
         output = backend.translate(inputs)
-        row = Row(direction, backend.name, backend.device, backend.precision)
+        row = Row(direction, resolution, backend.name, backend.device, backend.precision)
         if "fp16-graph" in label:
             row.precision = "fp16"
         row.max_abs_error = float(np.abs(output - reference).max())
@@ -112,13 +115,13 @@ def verify_direction(
 
 
 def format_table(rows: list[Row], batches: tuple[int, ...]) -> str:
-    header = ["direction", "backend", "device", "precision", "max abs err", "PSNR dB"]
+    header = ["direction", "size", "backend", "device", "precision", "max abs err", "PSNR dB"]
     header += [f"img/s b{b}" for b in batches] + ["check"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         speed = r.images_per_second or {}
         cells = [
-            r.direction, r.backend, r.device, r.precision,
+            r.direction, f"{r.resolution}x{r.resolution}", r.backend, r.device, r.precision,
             "-" if r.max_abs_error is None else f"{r.max_abs_error:.2e}",
             "-" if r.psnr_db is None else f"{r.psnr_db:.1f}",
             *[f"{speed[b]:.2f}" if b in speed else "-" for b in batches],
@@ -134,9 +137,11 @@ def verify_package(
     batches: tuple[int, ...] = (1, 8),
     repeats: int = 3,
 ) -> list[Row]:
+    """Verify every direction at `resolution`, or at the side the service runs it at."""
+    if resolution is not None and (resolution < SIZE_MULTIPLE or resolution % SIZE_MULTIPLE):
+        raise ValueError(f"--resolution {resolution} must be a multiple of {SIZE_MULTIPLE}")
     rows: list[Row] = []
     for name, direction in package.manifest.directions.items():
-        rows += verify_direction(
-            package, name, resolution or direction.native_resolution, batches, repeats
-        )
+        size = resolution or served_resolution(direction.native_resolution)
+        rows += verify_direction(package, name, size, batches, repeats)
     return rows

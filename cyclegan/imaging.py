@@ -2,7 +2,8 @@
 
 Tensors are (3, H, W) or (N, 3, H, W) float32 in [-1, 1]; images are Pillow images.
 `to_rgb` turns every mode Pillow reads (greyscale, palette, CMYK, 16-bit, with alpha) into
-plain RGB without warnings, so no stage has to special-case a file.
+plain RGB without warnings, so no stage has to special-case a file. `served_resolution` is
+the one rule for the side a package's images are run at (serving, evaluate, compile verify).
 """
 
 from __future__ import annotations
@@ -12,8 +13,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from cyclegan.generator_config import SIZE_MULTIPLE
+
 if TYPE_CHECKING:  # the tensor helpers import torch themselves; the rest needs only Pillow
     import torch
+
+
+def served_resolution(native_resolution: int) -> int:
+    """The square side a package's images are run at: its native resolution rounded down to a
+    multiple of SIZE_MULTIPLE (the generator halves twice), so 286 -> 284 and 256 -> 256."""
+    return native_resolution - native_resolution % SIZE_MULTIPLE
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

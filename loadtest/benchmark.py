@@ -90,9 +90,9 @@ def random_package(folder: Path, config: GeneratorConfig, native: int) -> ModelP
 
 def ensure_onnx(package: ModelPackage) -> ModelPackage:
     if package.direction(next(iter(package.manifest.directions))).onnx is None:
-        from compile.onnx_export import export_package
+        from compile.onnx_export import export_onnx_graphs
 
-        export_package(package)
+        export_onnx_graphs(package)
     return load_package(package.path)
 
 

@@ -117,8 +117,8 @@ def test_mismatched_onnx_fails_verify(small_package: Path, tmp_path: Path, capsy
         == 1
     )
     table = capsys.readouterr().out
-    assert "| horse2zebra | onnxruntime | cpu | fp32 |" in table and "FAIL" in table
-    assert "| zebra2horse | onnxruntime | cpu | fp32 |" in table
+    assert "| horse2zebra | 32x32 | onnxruntime | cpu | fp32 |" in table and "FAIL" in table
+    assert "| zebra2horse | 32x32 | onnxruntime | cpu | fp32 |" in table
 
 
 def test_verify_passes_on_a_good_package(small_package: Path, capsys) -> None:  # type: ignore[no-untyped-def]
