@@ -15,7 +15,11 @@ class GeneratorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    arch: Literal["resnet"] = "resnet"
+    arch: Literal["resnet", "mobile"] = Field(
+        "resnet",
+        description="resnet: the reference's residual blocks; mobile: depthwise-separable "
+        "residual blocks (GAN Compression, Li et al. 2020), several times cheaper",
+    )
     ngf: int = Field(64, ge=1, description="filters in the first layer")
     n_blocks: int = Field(9, ge=1, description="residual blocks at the bottleneck")
     upsample: Literal["deconv", "resize"] = Field(

@@ -70,6 +70,9 @@ class PackageManifest(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     version: str = Field(min_length=1)
     domains: tuple[str, str]
+    # Appended to every direction's name, so that two packages of the same domains (a model and
+    # its fast student) serve side by side: "horse2zebra-fast".
+    direction_suffix: str = Field("", pattern=r"^(-[a-z0-9]+)*$")
     directions: dict[str, Direction]
     training: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] | None = None
@@ -86,14 +89,16 @@ class PackageManifest(BaseModel):
         if not self.directions:
             raise ValueError("a package must serve at least one direction")
         for name, direction in self.directions.items():
-            if name != direction_name(direction.source, direction.target):
-                raise ValueError(
-                    f"direction {name!r} must be named "
-                    f"{direction_name(direction.source, direction.target)!r}"
-                )
+            expected = self.direction_between(direction.source, direction.target)
+            if name != expected:
+                raise ValueError(f"direction {name!r} must be named {expected!r}")
             if {direction.source, direction.target} != set(self.domains):
                 raise ValueError(f"direction {name!r} must translate between {self.domains}")
         return self
+
+    def direction_between(self, source: str, target: str) -> str:
+        """The name under which this package serves source -> target."""
+        return direction_name(source, target) + self.direction_suffix
 
 
 class ModelPackage:
@@ -225,6 +230,7 @@ def write_package(
     native_resolution: int,
     training: dict[str, Any] | None = None,
     files: dict[str, Path] | None = None,
+    direction_suffix: str = "",
 ) -> ModelPackage:
     """Write a package; `generators` maps "ab"/"ba" to (network, its config).
 
@@ -246,7 +252,7 @@ def write_package(
             filename = f"generator_{key}.safetensors"
             state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
             save_file(state, staging / filename, metadata={"generator": config.model_dump_json()})
-            directions[direction_name(source, target)] = Direction(
+            directions[direction_name(source, target) + direction_suffix] = Direction(
                 source=source,
                 target=target,
                 generator=config,
@@ -257,6 +263,7 @@ def write_package(
             name=name,
             version=version,
             domains=domains,
+            direction_suffix=direction_suffix,
             directions=directions,
             training=training or {},
         )

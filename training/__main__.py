@@ -1,4 +1,4 @@
-"""`python -m training train | plot | package | evaluate`: the trainer's command line."""
+"""`python -m training train | distill | plot | package | evaluate`: the trainer's CLI."""
 
 from __future__ import annotations
 
@@ -89,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind in TRAIN_FLAGS.items():
         train.add_argument(f"--{flag}", type=kind)
 
+    distill = commands.add_parser(
+        "distill", help="train a small fast student that reproduces a teacher package"
+    )
+    distill.add_argument("--teacher", type=Path, required=True, help="the teacher model package")
+    distill.add_argument("--data", type=Path, required=True, help="folder with trainA/ and trainB/")
+    distill.add_argument(
+        "--out", type=Path, required=True, help="run folder; package in OUT/package"
+    )
+    distill.add_argument("--arch", choices=["resnet", "mobile"], help="student blocks (mobile)")
+    distill.add_argument("--ngf", type=int, help="student filters in the first layer (16)")
+    distill.add_argument("--n-blocks", type=int, help="student residual blocks (6)")
+    distill.add_argument("--steps", type=int, help="training steps (6000)")
+    distill.add_argument("--suffix", help="appended to its direction names (-fast)")
+    distill.add_argument("--image-size", type=int, help="training crop (128)")
+    distill.add_argument("--load-size", type=int, help="shorter side before cropping (256)")
+    distill.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    distill.add_argument("--max-minutes", type=float, help="stop and package after this long")
+    distill.add_argument("--log-every", type=int)
+
     plot = commands.add_parser("plot", help="draw RUN/metrics.jsonl as RUN/curves.png")
     plot.add_argument("run", type=Path, help="a run folder, or a model package (it keeps the log)")
     plot.add_argument("--watch", action="store_true", help="redraw as the log grows (Ctrl-C ends)")
@@ -150,6 +169,18 @@ def run_train(args: argparse.Namespace) -> int:
     return train(config, args.out, resume=args.resume, command=args.argv)
 
 
+def run_distill(args: argparse.Namespace) -> int:
+    from training.distill import DistillConfig, distill
+
+    fields = (
+        "teacher", "data", "arch", "ngf", "n_blocks", "steps", "suffix", "image_size",
+        "load_size", "precision", "max_minutes", "log_every",
+    )  # fmt: skip
+    values = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
+    distill(DistillConfig.model_validate(values), args.out, args.argv)
+    return 0
+
+
 def run_plot(args: argparse.Namespace) -> int:
     from training.plot import plot_run
 
@@ -208,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     handlers = {
         "train": run_train,
+        "distill": run_distill,
         "plot": run_plot,
         "package": run_package,
         "evaluate": run_evaluate,

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from cyclegan.generator import SIZE_MULTIPLE
 from cyclegan.imaging import image_grid, image_to_tensor
-from cyclegan.package import ModelPackage, direction_name
+from cyclegan.package import ModelPackage
 from training.classifier import TrainedClassifier
 from training.data import DataError, load_image, scan_folder
 from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
@@ -141,7 +141,7 @@ def evaluate_package(
         source = test_images(source_folder, size)
         target = test_images(target_folder, size)
         forward = package.load_generator(name)
-        backward_name = direction_name(direction.target, direction.source)
+        backward_name = package.manifest.direction_between(direction.target, direction.source)
         fake = translate_all(forward, source, batch_size, f"{name}")
         reconstructed = translate_all(
             package.load_generator(backward_name), fake, batch_size, f"{backward_name} (cycle)"

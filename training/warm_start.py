@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cyclegan.generator import GeneratorConfig
-from cyclegan.package import ModelPackage, PackageError, direction_name, load_package
+from cyclegan.package import ModelPackage, PackageError, load_package
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def init_generators_from(
     package = load_package(path)
     check_fits(package, config, domains)
     a, b = domains
-    for key, net in ((direction_name(a, b), generator_ab), (direction_name(b, a), generator_ba)):
+    between = package.manifest.direction_between
+    for key, net in ((between(a, b), generator_ab), (between(b, a), generator_ba)):
         copy_generator(package.load_generator(key), net)
     upsample_from = {d.generator.upsample for d in package.manifest.directions.values()}
     log.info("generators start from %s %s", package.name, package.manifest.version)

@@ -1,0 +1,93 @@
+"""`python -m training distill`: a small student learns its teacher's translation."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from compile.__main__ import main as compile_main
+from cyclegan.generator import GeneratorConfig, build_generator, count_macs
+from cyclegan.imaging import image_to_tensor
+from cyclegan.package import PackageError, load_package, write_package
+from tests.training.test_training_options import train_cli
+from training.__main__ import main
+from training.data import load_image
+
+
+@pytest.fixture
+def teacher(tiny_data: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "teacher"
+    assert train_cli(tiny_data, run, "--max-steps", "3", "--upsample", "resize") == 0
+    return run / "package"
+
+
+def l1_to_teacher(student: Path, teacher: Path, image: Path) -> float:
+    x = image_to_tensor(load_image(image))[None, :, :32, :32]
+    s, t = load_package(student), load_package(teacher)
+    with torch.no_grad():
+        return float((s.load_generator("a2b-fast")(x) - t.load_generator("a2b")(x)).abs().mean())
+
+
+def test_student_moves_toward_its_teacher_and_serves_its_own_names(
+    tiny_data: Path, teacher: Path, tmp_path: Path
+) -> None:
+    common = [
+        "distill", "--teacher", str(teacher), "--data", str(tiny_data), "--ngf", "4",
+        "--n-blocks", "2", "--image-size", "32", "--load-size", "36", "--log-every", "5",
+    ]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "s1"), "--steps", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "s60"), "--steps", "60"]) == 0
+    image = next((tiny_data / "testA").iterdir())
+    early = l1_to_teacher(tmp_path / "s1" / "package", teacher, image)
+    late = l1_to_teacher(tmp_path / "s60" / "package", teacher, image)
+    assert late < early * 0.8, (early, late)
+
+    student = load_package(tmp_path / "s60" / "package")
+    assert student.name == "a2b-fast"
+    assert set(student.manifest.directions) == {"a2b-fast", "b2a-fast"}
+    spec = student.direction("a2b-fast")
+    assert spec.generator.arch == "mobile" and spec.generator.upsample == "resize"
+    training = student.manifest.training
+    assert training["distilled_from"]["name"] == "a2b"
+    assert training["distilled_from"]["version"] == load_package(teacher).manifest.version
+    assert training["macs_per_256px_image"] < training["distilled_from"]["macs_per_256px_image"]
+    records = [
+        json.loads(line) for line in (student.path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records] == [5 * i for i in range(1, 13)]
+    assert {"l1_ab", "l1_ba", "features_ab", "features_ba"} <= set(records[0])
+    # an ordinary package: it compiles to ONNX, which matches PyTorch
+    assert compile_main(["onnx", "--package", str(student.path)]) == 0
+    onnx = load_package(student.path).direction("b2a-fast").onnx
+    assert onnx is not None and onnx.max_abs_error <= 1e-4
+
+
+def test_mobile_blocks_are_cheaper_and_keep_shapes() -> None:
+    full = GeneratorConfig(ngf=16, n_blocks=6)
+    mobile = GeneratorConfig(arch="mobile", ngf=16, n_blocks=6)
+    assert count_macs(mobile, 256, 256) < 0.6 * count_macs(full, 256, 256)
+    assert build_generator(mobile)(torch.zeros(1, 3, 44, 28)).shape == (1, 3, 44, 28)
+
+
+def test_direction_names_follow_the_package_suffix(tmp_path: Path) -> None:
+    config = GeneratorConfig(ngf=4, n_blocks=1)
+    nets = {k: (build_generator(config), config) for k in ("ab", "ba")}
+    package = write_package(
+        tmp_path / "p", name="h2z-fast", version="1", domains=("horse", "zebra"),
+        generators=nets, native_resolution=32, direction_suffix="-fast",
+    )  # fmt: skip
+    assert set(package.manifest.directions) == {"horse2zebra-fast", "zebra2horse-fast"}
+    manifest = json.loads((tmp_path / "p" / "model.json").read_text())
+    manifest["direction_suffix"] = ""  # names no longer fit: refused, saying which name
+    (tmp_path / "p" / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="must be named 'horse2zebra'"):
+        load_package(tmp_path / "p")
+
+
+def test_distill_refuses_a_missing_teacher(tiny_data: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    code = main([
+        "distill", "--teacher", str(tmp_path / "none"), "--data", str(tiny_data),
+        "--out", str(tmp_path / "s"),
+    ])  # fmt: skip
+    assert code == 2 and "not a directory" in caplog.text

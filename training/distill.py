@@ -1,0 +1,222 @@
+"""`python -m training distill`: a small, fast student that reproduces a teacher package.
+
+For each direction a student generator (fewer filters, fewer or mobile blocks) learns the
+teacher's translation of the training images of that direction's source domain. The loss is
+GAN Compression's (Li et al. 2020) without its GAN term: an L1 between the outputs, plus
+feature matching, where a learned 1x1 convolution maps the student's residual trunk (middle
+and end) onto the teacher's and the distance between them is penalised. The student is
+written as an ordinary package under its own name, serving its own direction names
+(`horse2zebra-fast`), so it runs beside its teacher.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from cyclegan.generator import (
+    GeneratorConfig,
+    MobileResidualBlock,
+    ResidualBlock,
+    build_generator,
+    count_macs,
+    init_weights,
+)
+from cyclegan.package import ModelPackage, load_package, write_package
+from training.data import ResumableSampler, UnpairedDataset, scan_folder
+from training.plot import LOG_NAME
+from training.runtime import Runtime, pick_autocast, pick_device
+from training.stopping import TimeBudget
+
+log = logging.getLogger(__name__)
+
+MAC_RESOLUTION = 256  # MACs are quoted per 256x256 image
+
+
+class DistillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: Path
+    data: Path
+    arch: str = Field("mobile", pattern="^(resnet|mobile)$")
+    ngf: int = Field(16, ge=1)
+    n_blocks: int = Field(6, ge=1)
+    suffix: str = Field("-fast", pattern=r"^(-[a-z0-9]+)+$")
+    load_size: int = Field(256, ge=4)
+    image_size: int = Field(128, ge=4)
+    steps: int = Field(6000, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    lambda_l1: float = Field(10.0, ge=0)
+    lambda_features: float = Field(1.0, ge=0)
+    max_minutes: float | None = Field(None, gt=0)
+    precision: str = Field("fp32", pattern="^(auto|fp32|bf16)$")
+    log_every: int = Field(50, ge=1)
+    seed: int = 0
+
+
+def trunk_features(net: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The output and the activations after the middle and the last residual block."""
+    layers = list(net.model)  # type: ignore[attr-defined]
+    blocks = [i for i, m in enumerate(layers) if isinstance(m, ResidualBlock | MobileResidualBlock)]
+    taps = [blocks[(len(blocks) - 1) // 2], blocks[-1]]  # the same block twice if only one
+    features = []
+    for index, layer in enumerate(layers):
+        x = layer(x)
+        features += [x] * taps.count(index)
+    return x, features
+
+
+class Student(nn.Module):
+    """A student generator and the 1x1 convolutions that map its trunk onto the teacher's."""
+
+    def __init__(self, config: GeneratorConfig, teacher_channels: int) -> None:
+        super().__init__()
+        self.generator = build_generator(config)
+        init_weights(self.generator)
+        student_channels = config.ngf * 4
+        self.adapters = nn.ModuleList(
+            nn.Conv2d(student_channels, teacher_channels, 1) for _ in range(2)
+        )
+
+
+def distill_loss(
+    student: Student, teacher: nn.Module, x: Tensor, config: DistillConfig
+) -> tuple[Tensor, dict[str, float]]:
+    with torch.no_grad():
+        target, teacher_features = trunk_features(teacher, x)
+    out, features = trunk_features(student.generator, x)
+    l1 = F.l1_loss(out, target)
+    matching = sum(
+        (F.mse_loss(adapter(f), t) for adapter, f, t in zip(
+            student.adapters, features, teacher_features, strict=True
+        )),
+        torch.zeros((), device=x.device),
+    )  # fmt: skip
+    loss = config.lambda_l1 * l1 + config.lambda_features * matching
+    return loss, {"l1": float(l1.detach()), "features": float(matching.detach())}
+
+
+def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackage:
+    """Train both students and write RUN/package; return it."""
+    torch.manual_seed(config.seed)
+    device = pick_device("auto", 0)
+    autocast = pick_autocast(config.precision, device)
+    runtime = Runtime(device, autocast, 0, 1)
+    teacher_package = load_package(config.teacher)
+    domains = teacher_package.manifest.domains
+    between = teacher_package.manifest.direction_between
+    names = {"ab": between(domains[0], domains[1]), "ba": between(domains[1], domains[0])}
+    student_config = GeneratorConfig(
+        arch=config.arch,  # type: ignore[arg-type]
+        ngf=config.ngf, n_blocks=config.n_blocks,
+        upsample=teacher_package.direction(names["ab"]).generator.upsample,
+    )  # fmt: skip
+    teachers, students = {}, {}
+    for key, name in names.items():
+        teachers[key] = teacher_package.load_generator(name).to(device).eval()
+        for parameter in teachers[key].parameters():
+            parameter.requires_grad_(False)
+        channels = teacher_package.direction(name).generator.ngf * 4
+        students[key] = Student(student_config, channels).to(device)
+    parameters = [p for student in students.values() for p in student.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.5, 0.999))
+    # constant for the first half, then a linear decay to 0
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, 2.0 * (1.0 - s / config.steps))
+    )
+    dataset = UnpairedDataset(
+        scan_folder(config.data / "trainA"), scan_folder(config.data / "trainB"),
+        config.load_size, config.image_size, True, config.seed,
+    )  # fmt: skip
+    loader = DataLoader(dataset, batch_size=1, sampler=ResumableSampler(len(dataset), 1, 0, 1, 0))
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(config.model_dump_json(indent=2))
+    log_path = run / LOG_NAME
+    budget, sums, count, started = TimeBudget(config.max_minutes), {}, 0, time.perf_counter()
+    batches = iter(loader)
+    step = 0
+    with tqdm(total=config.steps, desc="distilling", unit="step") as bar, logging_redirect_tqdm():
+        while step < config.steps:
+            batch = next(batches)
+            optimizer.zero_grad(set_to_none=True)
+            losses: dict[str, float] = {}
+            for key, side in (("ab", "a"), ("ba", "b")):  # each student sees its source domain
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    loss, parts = distill_loss(
+                        students[key], teachers[key], batch[side].to(device), config
+                    )
+                loss.backward()
+                losses.update({f"{name}_{key}": value for name, value in parts.items()})
+            optimizer.step()
+            schedule.step()
+            step += 1
+            bar.update(1)
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + value
+            count += 1
+            if step % config.log_every == 0 or step == config.steps:
+                record = {"step": step, "lr": schedule.get_last_lr()[0]}
+                record.update({k: round(v / count, 6) for k, v in sums.items()})
+                record["images_per_second"] = round(2 * count / (time.perf_counter() - started), 3)
+                with open(log_path, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                bar.set_postfix(l1=f"{record['l1_ab']:.3f}/{record['l1_ba']:.3f}")
+                sums, count, started = {}, 0, time.perf_counter()
+            if budget.spent(runtime):
+                log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
+                break
+    return write_student(config, teacher_package, student_config, students, run, step, command)
+
+
+def write_student(
+    config: DistillConfig, teacher: ModelPackage, student_config: GeneratorConfig,
+    students: dict[str, Student], run: Path, steps: int, command: list[str],
+) -> ModelPackage:  # fmt: skip
+    teacher_config = next(iter(teacher.manifest.directions.values())).generator
+    native = next(iter(teacher.manifest.directions.values())).native_resolution
+    training: dict[str, Any] = {
+        "trainer": "python -m training distill",
+        "commands": [["python -m training", *command]],
+        "config": {**config.model_dump(mode="json"), "teacher": config.teacher.name,
+                   "data": config.data.name},
+        "steps": steps,
+        "distilled_from": {
+            "name": teacher.name,
+            "version": teacher.manifest.version,
+            "macs_per_256px_image": count_macs(teacher_config, MAC_RESOLUTION, MAC_RESOLUTION),
+        },
+        "macs_per_256px_image": count_macs(student_config, MAC_RESOLUTION, MAC_RESOLUTION),
+        "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    generators = {
+        key: (student.generator.float().cpu().eval(), student_config)
+        for key, student in students.items()
+    }
+    log_path = run / LOG_NAME
+    package = write_package(
+        run / "package",
+        name=f"{teacher.name}{config.suffix}",
+        version=f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+step{steps}",
+        domains=teacher.manifest.domains,
+        generators=generators,
+        native_resolution=native,
+        training=training,
+        files={LOG_NAME: log_path} if log_path.is_file() else None,
+        direction_suffix=config.suffix,
+    )
+    log.info(
+        "student package written: %s (%s)", package.path, ", ".join(package.manifest.directions)
+    )
+    return package
