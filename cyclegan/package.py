@@ -231,14 +231,18 @@ def write_package(
     training: dict[str, Any] | None = None,
     files: dict[str, Path] | None = None,
     direction_suffix: str = "",
+    fp16_weights: bool = False,
 ) -> ModelPackage:
     """Write a package; `generators` maps "ab"/"ba" to (network, its config).
 
     `files` maps names in the package to files copied in as they are (e.g. the training log).
+    `fp16_weights` stores the weights in half precision (half the size); loading gives fp32
+    networks, and the ONNX graphs exported from them match them as closely as ever.
 
     The package is assembled in a temporary directory beside `out` and moved into place,
     so a crash never leaves a half-written package under the final name.
     """
+    import torch
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -250,7 +254,11 @@ def write_package(
         for key, (net, config) in generators.items():
             source, target = ends[key]
             filename = f"generator_{key}.safetensors"
-            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+            dtype = torch.float16 if fp16_weights else None
+            state = {
+                k: v.detach().cpu().to(dtype if v.is_floating_point() else None).contiguous()
+                for k, v in net.state_dict().items()
+            }
             save_file(state, staging / filename, metadata={"generator": config.model_dump_json()})
             directions[direction_name(source, target) + direction_suffix] = Direction(
                 source=source,

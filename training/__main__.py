@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     package = commands.add_parser("package", help="write a model package from a run's checkpoint")
     package.add_argument("--run", type=Path, required=True)
     package.add_argument("--out", type=Path, required=True)
+    package.add_argument(
+        "--fp16-weights", action="store_true", help="store the weights in half precision"
+    )
 
     evaluate = commands.add_parser("evaluate", help="measure a package on DIR/testA, testB")
     evaluate.add_argument("--package", type=Path, required=True)
@@ -193,7 +196,7 @@ def run_package(args: argparse.Namespace) -> int:
     from training.packaging import package_checkpoint
 
     saved = load_checkpoint(checkpoint_path(args.run))
-    package = package_checkpoint(saved, args.out, args.run)
+    package = package_checkpoint(saved, args.out, args.run, fp16_weights=args.fp16_weights)
     log.info(
         "model package written: %s (step %s)", package.path, package.manifest.training["steps"]
     )

@@ -35,7 +35,9 @@ def portable_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def package_checkpoint(saved: dict[str, Any], out: Path, run: Path | None = None) -> ModelPackage:
+def package_checkpoint(
+    saved: dict[str, Any], out: Path, run: Path | None = None, fp16_weights: bool = False
+) -> ModelPackage:
     """Write a model package from a checkpoint; with `run`, also its commands and log."""
     config = TrainConfig.model_validate(saved["config"])
     generator_config = config.generator_config()
@@ -68,4 +70,5 @@ def package_checkpoint(saved: dict[str, Any], out: Path, run: Path | None = None
         native_resolution=config.load_size,
         training=training,
         files={LOG_NAME: run / LOG_NAME} if run and (run / LOG_NAME).is_file() else None,
+        fp16_weights=fp16_weights,
     )

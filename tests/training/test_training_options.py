@@ -250,3 +250,22 @@ def test_throughput_benchmark_times_every_variant_in_rounds(tiny_data: Path) -> 
     table = markdown(rows, 2, 2)
     assert table.count("\n| ") == len(variants) + 1  # header + one row each
     assert torch.get_num_threads() == threads  # the 1-thread variant put the setting back
+
+
+def test_fp16_weights_halve_the_package_and_keep_onnx_parity(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    assert train_cli(tiny_data, run, "--max-steps", "1") == 0
+    half = tmp_path / "half"
+    assert main(["package", "--run", str(run), "--out", str(half), "--fp16-weights"]) == 0
+    full_size = (run / "package" / "generator_ab.safetensors").stat().st_size
+    assert (half / "generator_ab.safetensors").stat().st_size < 0.6 * full_size
+    net = load_package(half).load_generator("a2b")
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    original = load_package(run / "package").load_generator("a2b")
+    for key, value in original.state_dict().items():  # fp16 rounding, nothing more
+        torch.testing.assert_close(net.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+    assert compile_main(["onnx", "--package", str(half)]) == 0
+    onnx = load_package(half).direction("a2b").onnx
+    assert onnx is not None and onnx.max_abs_error <= 1e-4
