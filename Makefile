@@ -62,12 +62,15 @@ HOST ?= http://127.0.0.1:3000
 loadtest: setup
 	$(PY) -m loadtest --host $(HOST) --users 8 --spawn-rate 4 --duration 60
 
-# Measure runtimes, service overhead, batching and latency; writes BENCHMARKS.md (~15 min).
+# Measure the runtimes in-process (compile), then the service over HTTP against them
+# (loadtest); each writes its sections of BENCHMARKS.md (~15 min).
 bench: setup
-	$(PY) -m loadtest.benchmark --out BENCHMARKS.md
+	$(PY) -m compile benchmark --out BENCHMARKS.md --figures runs/bench/runtimes.json
+	$(PY) -m loadtest.benchmark --out BENCHMARKS.md --runtime-figures runs/bench/runtimes.json
 
 bench-quick: setup
-	$(PY) -m loadtest.benchmark --quick --out runs/BENCHMARKS-quick.md
+	$(PY) -m compile benchmark --quick --out runs/BENCHMARKS-quick.md --figures runs/bench-quick/runtimes.json
+	$(PY) -m loadtest.benchmark --quick --out runs/BENCHMARKS-quick.md --runtime-figures runs/bench-quick/runtimes.json
 
 # Build the CPU image here and check it serves and stops cleanly (root, Docker, debootstrap).
 container-test: setup

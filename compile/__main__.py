@@ -1,4 +1,4 @@
-"""`python -m compile onnx | tensorrt | verify --package PKG`."""
+"""`python -m compile onnx | tensorrt | verify | benchmark --package PKG`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cyclegan.backends import BackendUnavailable
 from cyclegan.package import PackageError, load_package
 
 log = logging.getLogger("compile")
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "horse2zebra"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     verify.add_argument("--repeats", type=int, default=3)
+
+    bench = commands.add_parser("benchmark", help="time every backend in-process (BENCHMARKS.md)")
+    bench.add_argument("--package", type=Path, default=DEFAULT_MODEL, help="the default model")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes: checks the code only")
+    bench.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    bench.add_argument(
+        "--figures", type=Path, help="also write the default model's figures here (JSON), "
+        "for python -m loadtest.benchmark --runtime-figures",
+    )  # fmt: skip
     return parser
 
 
@@ -66,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.max_batch, args.opt_batch, args.min_size, args.opt_size, args.max_size
             )
             build_engines(package, profile, int(args.workspace_gib * (1 << 30)), args.skip_existing)
+            return 0
+        if args.command == "benchmark":
+            from compile.benchmark import run
+
+            run(package.path, args.quick, args.out, args.figures)
             return 0
         from compile.verify import format_table, verify_package
 

@@ -1,0 +1,235 @@
+"""`python -m compile benchmark`: the runtimes in-process, without the service.
+
+For the default model and a ResNet-9 (random weights) at 256x256: images/s of every backend
+this machine has (ONNX Runtime and PyTorch; CUDA where present) at batch 1, 4, 8 and 16, the
+rows of one model and batch timed interleaved (`compile.timing.rates`) so that they compare
+fairly on a CPU whose speed drifts, and the achieved GFLOP/s against a 1024x1024 fp32 matmul
+timed in the same run. Writes its section of BENCHMARKS.md (other sections stay as they are)
+and the default model's figures as JSON: the service benchmark (`python -m loadtest.benchmark`)
+divides the service's throughput by them. `--quick` runs on tiny sizes (the test suite does,
+so this code cannot rot).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compile.onnx_export import export_onnx_graphs
+from compile.timing import rate, rates
+from cyclegan.backends import Backend, BackendUnavailable, create_backend, cuda_available
+from cyclegan.generator import GeneratorConfig, build_generator, count_macs, init_weights
+from cyclegan.package import ModelPackage, load_package, write_package
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "models" / "horse2zebra"
+HEADING = "## 1. Runtimes"
+KINDS = ("onnxruntime", "torch")
+
+
+@dataclass(frozen=True)
+class Plan:
+    size: int
+    batches: tuple[int, ...]
+    seconds: float  # per row and batch, split into `rounds` interleaved windows
+    rounds: int
+    big_config: GeneratorConfig  # the "resnet9" rows (tiny in quick mode)
+
+
+FULL = Plan(256, (1, 4, 8, 16), 8.0, 4, GeneratorConfig(ngf=64, n_blocks=9))
+QUICK = Plan(64, (1, 2), 0.5, 2, GeneratorConfig(ngf=8, n_blocks=2))
+
+
+@dataclass
+class Row:
+    model: str
+    gmac: float  # per image at the plan's size
+    label: str  # "onnxruntime cpu fp32"
+    images_per_second: dict[int, float]
+
+
+def matmul_gflops(seconds: float) -> float:
+    """fp32 GFLOP/s of a 1024x1024 matmul with every thread: the practical compute ceiling."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    return rate(lambda: a @ b, 1, seconds) * 2 * 1024**3 / 1e9
+
+
+def random_package(folder: Path, config: GeneratorConfig, native: int) -> ModelPackage:
+    torch.manual_seed(0)
+    nets = {}
+    for key in ("ab", "ba"):
+        net = build_generator(config)
+        init_weights(net)
+        nets[key] = (net, config)
+    return write_package(
+        folder, name="bench", version="random", domains=("a", "b"), generators=nets,
+        native_resolution=native,
+    )  # fmt: skip
+
+
+def private_copy(model: Path, folder: Path) -> ModelPackage:
+    """A copy of `model` with ONNX graphs, so that the benchmark never writes to the original."""
+    shutil.copytree(model, folder)
+    package = load_package(folder)
+    if any(d.onnx is None for d in package.manifest.directions.values()):
+        export_onnx_graphs(package)
+    return load_package(folder)
+
+
+def backends(package: ModelPackage, direction: str) -> dict[str, Backend]:
+    """Every backend this machine can run for `direction`, by "name device precision"."""
+    found: dict[str, Backend] = {}
+    devices = ("cpu", "cuda") if cuda_available() else ("cpu",)
+    for kind in KINDS:
+        for device in devices:
+            try:
+                backend = create_backend(kind, package, direction, device)  # type: ignore[arg-type]
+            except BackendUnavailable as reason:
+                log.info("skip %s %s: %s", kind, device, reason)
+                continue
+            found[f"{backend.name} {backend.device} {backend.precision}"] = backend
+    return found
+
+
+def measure(model: str, package: ModelPackage, plan: Plan) -> list[Row]:
+    """One row per backend; the rows of each batch size timed interleaved."""
+    direction = next(iter(package.manifest.directions))
+    gmac = count_macs(package.direction(direction).generator, plan.size, plan.size) / 1e9
+    found = backends(package, direction)
+    rows = [Row(model, gmac, label, {}) for label in found]
+    for batch in plan.batches:
+        x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, plan.size, plan.size))
+        x = x.astype(np.float32)
+        runs = {label: partial(backend.translate, x) for label, backend in found.items()}
+        timed = rates(runs, batch, plan.seconds * len(runs), rounds=plan.rounds)
+        for row in rows:
+            row.images_per_second[batch] = timed[row.label]
+        log.info("%s batch %d: %s", model, batch, {k: round(v, 2) for k, v in timed.items()})
+    return rows
+
+
+def table(rows: list[Row], batches: tuple[int, ...], peak: float) -> list[str]:
+    lines = [
+        "| model | GMAC/img | backend | " + " | ".join(f"b{b} img/s" for b in batches)
+        + " | best GFLOP/s | of matmul peak |",
+        "|---|---|---|" + "---|" * len(batches) + "---|---|",
+    ]  # fmt: skip
+    for row in rows:
+        speeds = [row.images_per_second[b] for b in batches]
+        best = max(speeds) * 2 * row.gmac
+        lines.append(
+            f"| {row.model} | {row.gmac:.2f} | {row.label} | "
+            + " | ".join(f"{s:.2f}" for s in speeds)
+            + f" | {best:.1f} | {best / peak:.0%} |"
+        )
+    return lines
+
+
+def findings(rows: list[Row]) -> list[str]:
+    """Statements read off the figures (nothing here is written in advance)."""
+    lines = []
+    for row in rows:
+        speeds = row.images_per_second
+        first, best = min(speeds), max(speeds, key=lambda b: speeds[b])
+        if best == first:
+            lines.append(
+                f"- {row.model}, {row.label}: batch {first} is the fastest per image "
+                f"(larger batches: {min(speeds.values()) / speeds[first]:.2f}x its images/s "
+                "at worst)."
+            )
+        else:
+            lines.append(
+                f"- {row.model}, {row.label}: batch {best} gives "
+                f"{speeds[best] / speeds[first]:.2f}x batch {first}'s images/s."
+            )
+    if not cuda_available():
+        lines.append("- No CUDA device in this run: every row is on the CPU.")
+    return lines
+
+
+def machine() -> str:
+    import onnxruntime
+
+    cpu = "unknown CPU"
+    if Path("/proc/cpuinfo").is_file():
+        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = found.group(1) if found else cpu
+    return (
+        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
+    )
+
+
+def write_section(path: Path, heading: str, lines: list[str]) -> None:
+    """Replace the section of `path` whose heading starts with `heading` (or append it).
+
+    A section runs from its `## ` heading to the next one; the rest of the file is kept.
+    """
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    section = "\n".join(lines).rstrip() + "\n"
+    found = re.search(rf"^{re.escape(heading)}.*?(?=^## |\Z)", text, re.M | re.S)
+    if found:
+        rest = text[found.end() :]
+        text = text[: found.start()] + section + ("\n" + rest if rest else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def run(model: Path, quick: bool, out: Path, figures: Path | None) -> None:
+    plan = QUICK if quick else FULL
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        default = private_copy(model, Path(tmp) / "default")
+        big = random_package(Path(tmp) / "resnet9", plan.big_config, plan.size)
+        export_onnx_graphs(big)
+        big = load_package(big.path)
+        peak = matmul_gflops(plan.seconds)
+        log.info("fp32 matmul peak: %.1f GFLOP/s", peak)
+        rows = measure("default", default, plan) + measure("resnet9", big, plan)
+    config = plan.big_config
+    now = datetime.datetime.now(datetime.UTC)
+    lines = [
+        f"{HEADING} ({plan.size}x{plan.size})", "",
+        f"Written by `python -m compile benchmark{' --quick' if quick else ''}` on "
+        f"{now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine()}.", "",
+        f"default = {default.name} {default.manifest.version}; resnet9 = ResNet ngf {config.ngf} x "
+        f"{config.n_blocks} blocks (random weights). The rows of one model are timed interleaved, "
+        f"{plan.seconds:g} s each per batch size. fp32 matmul rate measured in this run: "
+        f"**{peak:.1f} GFLOP/s** (1024x1024, all threads); the last column divides the best rate "
+        "by it.", "",
+        *table(rows, plan.batches, peak), "",
+        *findings(rows), "",
+    ]  # fmt: skip
+    write_section(out, HEADING, lines)
+    log.info("wrote %s to %s", HEADING, out)
+    if figures is not None:
+        default_rows = {r.label: r.images_per_second for r in rows if r.model == "default"}
+        figures.parent.mkdir(parents=True, exist_ok=True)
+        figures.write_text(
+            json.dumps(
+                {
+                    "model": default.name, "version": default.manifest.version,
+                    "size": plan.size, "measured_at": now.isoformat(timespec="seconds"),
+                    "images_per_second": default_rows,
+                },
+                indent=2,
+            )
+        )  # fmt: skip
+        log.info("wrote %s", figures)
