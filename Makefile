@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup lock serve test lint format train train-data loadtest bench bench-quick container-test
+.PHONY: setup lock serve test lint format train train-data loadtest bench bench-quick soak container-test
 
 # Everything (the dev extra) at the versions in the lock file; see pyproject.toml for the extras.
 $(STAMP): pyproject.toml requirements/lock.txt
@@ -71,6 +71,11 @@ bench: setup
 bench-quick: setup
 	$(PY) -m compile benchmark --quick --out runs/BENCHMARKS-quick.md --figures runs/bench-quick/runtimes.json
 	$(PY) -m loadtest.benchmark --quick --out runs/BENCHMARKS-quick.md --runtime-figures runs/bench-quick/runtimes.json
+
+# Saturation at 4x capacity (2 min), the generator killed under load, slow readers; loopback
+# only, about 5 min; writes its own section of BENCHMARKS.md.
+soak: setup
+	$(PY) -m loadtest.soak --out BENCHMARKS.md
 
 # Build the CPU image here and check it serves and stops cleanly (root, Docker, debootstrap).
 container-test: setup

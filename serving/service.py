@@ -123,6 +123,10 @@ class Translator:
     def __init__(self) -> None:
         self._directions: dict[str, Any] | None = None
         self._not_ready_reason: str | None = None
+        # Images being decoded, translated or encoded at once: enough to fill a batch while
+        # another runs. The rest wait here, undecoded, and are shed (503) after the latency
+        # goal: under overload no CPU goes to images that would be dropped anyway.
+        self._work = asyncio.Semaphore(2 * settings.max_batch_size * settings.workers)
 
     async def describe(self) -> dict[str, Any]:
         """The generator's description, cached once it is ready; 503 while it cannot answer."""
@@ -188,13 +192,21 @@ class Translator:
             image, full_size = imaging.decode(data, settings.max_pixels, size, fmt)
             return imaging.prepare(image, full_size, size)
 
-        prepared = await anyio.to_thread.run_sync(decode_and_fit)
-        translated = await self.generate(GenerateItem(direction=direction, canvas=prepared.canvas))
-
-        def restore_and_encode() -> bytes:
+        def restore_and_encode(translated: np.ndarray, prepared: imaging.Prepared) -> bytes:
             return imaging.encode(imaging.restore(translated, prepared), fmt)
 
-        return await anyio.to_thread.run_sync(restore_and_encode)
+        try:
+            with anyio.fail_after(settings.max_latency_ms / 1000):
+                await self._work.acquire()
+        except TimeoutError:
+            raise ServiceError(503, "the server is overloaded; retry shortly") from None
+        try:
+            prepared = await anyio.to_thread.run_sync(decode_and_fit)
+            item = GenerateItem(direction=direction, canvas=prepared.canvas)
+            translated = await self.generate(item)
+            return await anyio.to_thread.run_sync(restore_and_encode, translated, prepared)
+        finally:
+            self._work.release()
 
     async def generate(self, item: GenerateItem) -> np.ndarray:
         """One image through the generator, with bounded retries and backoff.

@@ -44,6 +44,7 @@ def test_built_bento_serves_its_models(tmp_path: Path, model_dir: Path) -> None:
     )
     assert (bento_src / "models" / "horse2zebra" / "model.json").is_file()
     assert (bento_src / "serving" / "static" / "index.html").is_file()
+    assert (bento_src / "serving" / "static" / "app.js").is_file()
 
     port = free_port()
     log = tmp_path / "bento.log"
@@ -64,6 +65,7 @@ def test_built_bento_serves_its_models(tmp_path: Path, model_dir: Path) -> None:
             timeout=60,
         )
         assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
-        assert "/translate/" in httpx.get(f"{server.url}/").text  # the web page came along
+        assert "app.js" in httpx.get(f"{server.url}/").text  # the web page came along
+        assert "/translate/" in httpx.get(f"{server.url}/static/app.js").text
     finally:
         stop_server(server)
