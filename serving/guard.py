@@ -131,7 +131,8 @@ class RequestGuard:
         try:
             await self.guarded(scope, receive, exchange, deadline)
         except ServiceError as error:
-            await exchange.refuse(error)
+            with contextlib.suppress(ClientGone):  # nobody left to tell
+                await exchange.refuse(error)
         except ClientGone as reason:
             log.info("dropped %s %s: %s", scope["method"], path, reason)
         except Exception:  # never let an error escape: BentoML's timeout layer would hang on it
