@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the domain classifier is cached (trained on first use)",
     )  # fmt: skip
     evaluate.add_argument("--resolution", type=int, help="default: the package's native one")
+    evaluate.add_argument(
+        "--teacher", type=Path, help="a student's teacher package: also PSNR against its outputs"
+    )
     evaluate.add_argument("--limit", type=int, help="at most this many test images per domain")
     evaluate.add_argument(
         "--write-package", action="store_true", help="also store the results in model.json"
@@ -217,11 +220,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         inception = load_fid_inception(args.inception_weights)
     classifier = load_or_train_classifier(args.data, args.classifier_cache)
+    teacher = load_package(args.teacher) if args.teacher else None
     out = args.out or package.path / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     report = evaluate_package(
         package, args.data, classifier, inception, args.resolution, args.limit,
-        grid_path=out.with_suffix(".png"),
+        grid_path=out.with_suffix(".png"), teacher=teacher,
     )  # fmt: skip
     write_json_atomic(out, report)
     log.info("report written: %s (grid %s)", out, out.with_suffix(".png"))

@@ -104,8 +104,13 @@ def evaluate_package(
     limit: int | None = None,
     batch_size: int = 8,
     grid_path: Path | None = None,
+    teacher: ModelPackage | None = None,
 ) -> dict[str, Any]:
-    """The report (a JSON-ready dict) for every direction of `package` on DIR/testA, testB."""
+    """The report (a JSON-ready dict) for every direction of `package` on DIR/testA, testB.
+
+    With `teacher` (a student's teacher), each direction also reports the PSNR of its
+    translations against the teacher's translations of the same images.
+    """
     domains = package.manifest.domains
     sides = {domains[0]: "A", domains[1]: "B"}
     report: dict[str, Any] = {
@@ -174,11 +179,23 @@ def evaluate_package(
             result["baseline"].update(
                 feature_metrics(inception_features(inception, source), target_inc, "inception")
             )
+        if teacher is not None:
+            teacher_name = teacher.manifest.direction_between(direction.source, direction.target)
+            reference = translate_all(
+                teacher.load_generator(teacher_name),
+                source,
+                batch_size,
+                f"{teacher_name} (teacher)",
+            )
+            result["teacher"] = f"{teacher.name} {teacher.manifest.version}"
+            result["psnr_vs_teacher_db"] = float(psnr(reference, fake).mean())
         result["judgement"] = judge(result, classifier.test_accuracy)
         report["directions"][name] = result
         log.info(
-            "%s: %s (domain score %.3f, cycle PSNR %.2f dB, SSIM %.3f, classifier-FID %.2f)%s",
-            name, result["judgement"]["verdict"], result["domain_score"], result["cycle_psnr_db"],
+            "%s: %s (domain score %.3f with a classifier %.3f accurate, cycle PSNR %.2f dB, "
+            "SSIM %.3f, classifier-FID %.2f)%s",
+            name, result["judgement"]["verdict"], result["domain_score"],
+            classifier.test_accuracy or float("nan"), result["cycle_psnr_db"],
             result["cycle_ssim"], result["classifier_fid"],
             "".join(f"; fails: {r}" for r in result["judgement"]["failed"]),
         )  # fmt: skip

@@ -57,6 +57,16 @@ def test_student_moves_toward_its_teacher_and_serves_its_own_names(
     ]
     assert [r["step"] for r in records] == [5 * i for i in range(1, 13)]
     assert {"l1_ab", "l1_ba", "features_ab", "features_ba"} <= set(records[0])
+    # the evaluation measures it against its teacher
+    report = tmp_path / "eval.json"
+    code = main([
+        "evaluate", "--package", str(student.path), "--data", str(tiny_data),
+        "--teacher", str(teacher), "--out", str(report),
+        "--classifier-cache", str(tmp_path / "cache"),
+    ])  # fmt: skip
+    assert code == 0
+    result = json.loads(report.read_text())["directions"]["a2b-fast"]
+    assert result["teacher"].startswith("a2b ") and result["psnr_vs_teacher_db"] > 0
     # an ordinary package: it compiles to ONNX, which matches PyTorch
     assert compile_main(["onnx", "--package", str(student.path)]) == 0
     onnx = load_package(student.path).direction("b2a-fast").onnx
