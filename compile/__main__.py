@@ -1,4 +1,4 @@
-"""`python -m compile onnx | tensorrt | verify | benchmark --package PKG`."""
+"""`python -m compile onnx | quantize | tensorrt | verify | benchmark --package PKG`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     onnx = commands.add_parser("onnx", help="export fp32 and fp16 ONNX graphs, verified")
     onnx.add_argument("--package", type=Path, required=True)
+
+    quantize = commands.add_parser("quantize", help="static INT8 graphs for the CPU, gated")
+    quantize.add_argument("--package", type=Path, required=True)
+    quantize.add_argument(
+        "--calibration", type=Path, help="DIR with trainA/trainB (calibration) and testA/testB "
+        "(the PSNR gate); default: the repository's few fixture images",
+    )  # fmt: skip
+    quantize.add_argument("--samples", type=int, help="calibration images per direction")
 
     trt = commands.add_parser("tensorrt", help="build FP16 TensorRT engines for this GPU")
     trt.add_argument("--package", type=Path, required=True)
@@ -44,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("benchmark", help="time every backend in-process (BENCHMARKS.md)")
     bench.add_argument("--package", type=Path, default=DEFAULT_MODEL, help="the default model")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: checks the code only")
+    bench.add_argument("--calibration", type=Path, help="data for the INT8 graph (as quantize)")
     bench.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     bench.add_argument(
         "--figures", type=Path, help="also write the default model's figures here (JSON), "
@@ -69,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
                     info.fp16_psnr_db or 0.0,
                 )  # fmt: skip
             return 0
+        if args.command == "quantize":
+            from compile.quantize import DEFAULT_CALIBRATION, DEFAULT_SAMPLES, quantize_package
+
+            data, samples = args.calibration or DEFAULT_CALIBRATION, args.samples or DEFAULT_SAMPLES
+            for name, int8 in quantize_package(package, data, samples).items():
+                log.info("%s: %s (INT8 vs fp32 PSNR %.2f dB)", name, int8.file, int8.psnr_db)
+            return 0
         if args.command == "tensorrt":
             from compile.tensorrt_build import build_engines, profile_shapes
 
@@ -79,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "benchmark":
             from compile.benchmark import run
+            from compile.quantize import DEFAULT_CALIBRATION
 
-            run(package.path, args.quick, args.out, args.figures)
+            calibration = args.calibration or DEFAULT_CALIBRATION
+            run(package.path, args.quick, args.out, args.figures, calibration)
             return 0
         from compile.verify import format_table, verify_package
 
@@ -96,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.note,
             )
         return 1 if failed else 0
+    # QuantizeError and ExportError are RuntimeErrors: refused with their figure, exit code 2
     except (PackageError, BackendUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
         log.error("%s", error)
         return 2

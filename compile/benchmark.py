@@ -1,13 +1,14 @@
 """`python -m compile benchmark`: the runtimes in-process, without the service.
 
 For the default model and a ResNet-9 (random weights) at 256x256: images/s of every backend
-this machine has (ONNX Runtime and PyTorch; CUDA where present) at batch 1, 4, 8 and 16, the
-rows of one model and batch timed interleaved (`compile.timing.rates`) so that they compare
-fairly on a CPU whose speed drifts, and the achieved GFLOP/s against a 1024x1024 fp32 matmul
-timed in the same run. Writes its section of BENCHMARKS.md (other sections stay as they are)
-and the default model's figures as JSON: the service benchmark (`python -m loadtest.benchmark`)
-divides the service's throughput by them. `--quick` runs on tiny sizes (the test suite does,
-so this code cannot rot).
+this machine has (ONNX Runtime fp32 and INT8, PyTorch; CUDA where present) at batch 1, 4, 8
+and 16, the rows of one model and batch timed interleaved (`compile.timing.rates`) so that
+they compare fairly on a CPU whose speed drifts, and the achieved GFLOP/s against a 1024x1024
+fp32 matmul timed in the same run. Writes its section of BENCHMARKS.md (other sections stay as
+they are) and the default model's figures as JSON: the service benchmark (`python -m
+loadtest.benchmark`) divides the service's throughput by them. The default model's copy is
+quantized here (`compile quantize`, calibrated on `--calibration DIR`) unless it has INT8
+graphs already. `--quick` runs on tiny sizes (the test suite does, so this code cannot rot).
 """
 
 from __future__ import annotations
@@ -29,17 +30,33 @@ import numpy as np
 import torch
 
 from compile.onnx_export import export_onnx_graphs
+from compile.quantize import DEFAULT_CALIBRATION, QuantizeError, quantize_package
 from compile.timing import rate, rates
-from cyclegan.backends import Backend, BackendUnavailable, create_backend, cuda_available
+from cyclegan.backends import (
+    Backend,
+    BackendName,
+    BackendUnavailable,
+    DeviceName,
+    PrecisionName,
+    create_backend,
+    cuda_available,
+)
 from cyclegan.generator import GeneratorConfig, build_generator, count_macs, init_weights
-from cyclegan.package import ModelPackage, load_package, write_package
+from cyclegan.package import Int8Info, ModelPackage, load_package, write_package
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "horse2zebra"
 HEADING = "## 1. Runtimes"
-KINDS = ("onnxruntime", "torch")
+# (backend, device, precision) rows; a row the package or machine cannot run is left out
+Setting = tuple[BackendName, DeviceName, PrecisionName]
+CPU_ROWS: tuple[Setting, ...] = (
+    ("onnxruntime", "cpu", "fp32"),
+    ("onnxruntime", "cpu", "int8"),
+    ("torch", "cpu", "fp32"),
+)
+CUDA_ROWS: tuple[Setting, ...] = (("onnxruntime", "cuda", "fp16"), ("torch", "cuda", "fp16"))
 
 
 @dataclass(frozen=True)
@@ -49,10 +66,12 @@ class Plan:
     seconds: float  # per row and batch, split into `rounds` interleaved windows
     rounds: int
     big_config: GeneratorConfig  # the "resnet9" rows (tiny in quick mode)
+    calibration_images: int  # per direction, for the default model's INT8 graph
+    gate_images: int  # test images per direction for its quality gate
 
 
-FULL = Plan(256, (1, 4, 8, 16), 8.0, 4, GeneratorConfig(ngf=64, n_blocks=9))
-QUICK = Plan(64, (1, 2), 0.5, 2, GeneratorConfig(ngf=8, n_blocks=2))
+FULL = Plan(256, (1, 4, 8, 16), 8.0, 4, GeneratorConfig(ngf=64, n_blocks=9), 64, 32)
+QUICK = Plan(64, (1, 2), 0.5, 2, GeneratorConfig(ngf=8, n_blocks=2), 4, 4)
 
 
 @dataclass
@@ -94,15 +113,13 @@ def private_copy(model: Path, folder: Path) -> ModelPackage:
 def backends(package: ModelPackage, direction: str) -> dict[str, Backend]:
     """Every backend this machine can run for `direction`, by "name device precision"."""
     found: dict[str, Backend] = {}
-    devices = ("cpu", "cuda") if cuda_available() else ("cpu",)
-    for kind in KINDS:
-        for device in devices:
-            try:
-                backend = create_backend(kind, package, direction, device)  # type: ignore[arg-type]
-            except BackendUnavailable as reason:
-                log.info("skip %s %s: %s", kind, device, reason)
-                continue
-            found[f"{backend.name} {backend.device} {backend.precision}"] = backend
+    for kind, device, precision in CPU_ROWS + (CUDA_ROWS if cuda_available() else ()):
+        try:
+            backend = create_backend(kind, package, direction, device, precision=precision)
+        except BackendUnavailable as reason:
+            log.info("skip %s %s %s: %s", kind, device, precision, reason)
+            continue
+        found[f"{backend.name} {backend.device} {backend.precision}"] = backend
     return found
 
 
@@ -157,6 +174,15 @@ def findings(rows: list[Row]) -> list[str]:
                 f"- {row.model}, {row.label}: batch {best} gives "
                 f"{speeds[best] / speeds[first]:.2f}x batch {first}'s images/s."
             )
+    by_label = {(r.model, r.label): r.images_per_second for r in rows}
+    for model in dict.fromkeys(r.model for r in rows):
+        fp32, int8 = (
+            by_label.get((model, "onnxruntime cpu fp32")),
+            by_label.get((model, "onnxruntime cpu int8")),
+        )
+        if fp32 and int8:
+            ratios = ", ".join(f"{int8[b] / fp32[b]:.2f}x at batch {b}" for b in fp32)
+            lines.append(f"- {model}: INT8 / fp32 images/s in ONNX Runtime on the CPU: {ratios}.")
     if not cuda_available():
         lines.append("- No CUDA device in this run: every row is on the CPU.")
     return lines
@@ -192,11 +218,39 @@ def write_section(path: Path, heading: str, lines: list[str]) -> None:
     path.write_text(text)
 
 
-def run(model: Path, quick: bool, out: Path, figures: Path | None) -> None:
+def with_int8(package: ModelPackage, calibration: Path, plan: Plan) -> str:
+    """Quantize the package unless it has INT8 graphs; say what its graphs measured."""
+
+    def graphs() -> list[Int8Info]:
+        onnx = [d.onnx for d in package.manifest.directions.values()]
+        return [o.int8 for o in onnx if o is not None and o.int8 is not None]
+
+    if len(graphs()) < len(package.manifest.directions):
+        try:  # quantize_package records the graphs in package.manifest
+            quantize_package(package, calibration, plan.calibration_images, plan.gate_images)
+        except QuantizeError as refused:
+            return f"No INT8 rows: {refused}."
+    described = [
+        f"{g.file} measured {g.psnr_db:.1f} dB PSNR against fp32 on {g.test_images} test "
+        f"images (calibrated on {g.calibration_images} of {g.calibration_data})"
+        for g in graphs()
+    ]
+    return "INT8 graphs: " + "; ".join(described) + "."
+
+
+def run(
+    model: Path,
+    quick: bool,
+    out: Path,
+    figures: Path | None,
+    calibration: Path = DEFAULT_CALIBRATION,
+) -> None:
     plan = QUICK if quick else FULL
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         default = private_copy(model, Path(tmp) / "default")
+        int8_note = with_int8(default, calibration, plan)
+        default = load_package(default.path)
         big = random_package(Path(tmp) / "resnet9", plan.big_config, plan.size)
         export_onnx_graphs(big)
         big = load_package(big.path)
@@ -213,7 +267,8 @@ def run(model: Path, quick: bool, out: Path, figures: Path | None) -> None:
         f"{config.n_blocks} blocks (random weights). The rows of one model are timed interleaved, "
         f"{plan.seconds:g} s each per batch size. fp32 matmul rate measured in this run: "
         f"**{peak:.1f} GFLOP/s** (1024x1024, all threads); the last column divides the best rate "
-        "by it.", "",
+        "by it (for INT8 rows: the same operations, done in int8).", "",
+        int8_note, "",
         *table(rows, plan.batches, peak), "",
         *findings(rows), "",
     ]  # fmt: skip

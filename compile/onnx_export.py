@@ -136,9 +136,16 @@ def export_direction(package: ModelPackage, direction: str, seed: int = 0) -> On
 
 
 def export_onnx_graphs(package: ModelPackage) -> dict[str, OnnxInfo]:
-    """Export every direction, then record all of them in model.json at once."""
+    """Export every direction, then record all of them in model.json at once.
+
+    An INT8 graph quantized from the previous fp32 graph no longer matches: it is removed.
+    """
     results = {name: export_direction(package, name) for name in package.manifest.directions}
     for name, info in results.items():
+        old = package.manifest.directions[name].onnx
+        if old is not None and old.int8 is not None:
+            (package.path / old.int8.file).unlink(missing_ok=True)
+            log.warning("%s: removed the INT8 graph of the old export; run compile quantize", name)
         package.manifest.directions[name].onnx = info
     package.save_manifest()
     return results

@@ -2,7 +2,8 @@
 
 Prints one row per backend: device, precision, max abs error and PSNR against the PyTorch fp32
 reference, images per second at batch 1 and 8. fp32 backends must be within 1e-4 (max abs),
-fp16 ones at or above 35 dB PSNR; `verify_package` reports which rows fail. Inputs are square at
+fp16 ones at or above 35 dB PSNR, the INT8 graph (`compile quantize`) at or above 30 dB;
+`verify_package` reports which rows fail. Inputs are square at
 the side the service runs the package at (its native resolution rounded down to a multiple of
 4), so what is verified is what is served.
 """
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 FP32_MAX_ABS = 1e-4
 FP16_MIN_PSNR_DB = 35.0
+INT8_MIN_PSNR_DB = 30.0  # quantize's gate (on real test images; here on the inputs below)
 
 
 @dataclass
@@ -50,23 +52,27 @@ def candidates(package: ModelPackage, direction: str) -> list[tuple[str, Callabl
 
     info = package.direction(direction).onnx
 
-    def onnx_file(fp16: bool, use_cuda: bool) -> Callable[[], Backend]:
+    def onnx_file(precision: str, use_cuda: bool) -> Callable[[], Backend]:
         def make() -> Backend:
-            if info is None or (fp16 and info.fp16 is None):
+            if info is None:
                 raise BackendUnavailable("no ONNX graph in the package (run compile onnx)")
-            ref = info.fp16 if fp16 and info.fp16 is not None else info
+            ref = {"fp32": info, "fp16": info.fp16, "int8": info.int8}[precision]
+            if ref is None:
+                command = "quantize" if precision == "int8" else "onnx"
+                raise BackendUnavailable(f"no {precision} graph (run python -m compile {command})")
             return OnnxRuntimeBackend(package.path / ref.file, use_cuda)
 
         return make
 
     rows: list[tuple[str, Callable[[], Backend]]] = [
-        ("onnxruntime cpu fp32", onnx_file(False, False)),
-        ("onnxruntime cpu fp16-graph", onnx_file(True, False)),
+        ("onnxruntime cpu fp32", onnx_file("fp32", False)),
+        ("onnxruntime cpu fp16-graph", onnx_file("fp16", False)),
+        ("onnxruntime cpu int8", onnx_file("int8", False)),
     ]
     if cuda_available():
         rows += [
             ("torch cuda fp16", lambda: TorchBackend.from_package(package, direction, "cuda")),
-            ("onnxruntime cuda fp16-graph", onnx_file(True, True)),
+            ("onnxruntime cuda fp16-graph", onnx_file("fp16", True)),
         ]
     rows.append(("tensorrt", lambda: TensorRTBackend.from_package(package, direction)))
     return rows
@@ -108,8 +114,9 @@ def verify_direction(
             row.passed = row.max_abs_error <= FP32_MAX_ABS
             row.note = f"max abs <= {FP32_MAX_ABS:.0e}"
         else:
-            row.passed = row.psnr_db >= FP16_MIN_PSNR_DB
-            row.note = f"PSNR >= {FP16_MIN_PSNR_DB:.0f} dB"
+            least = INT8_MIN_PSNR_DB if row.precision == "int8" else FP16_MIN_PSNR_DB
+            row.passed = row.psnr_db >= least
+            row.note = f"PSNR >= {least:.0f} dB"
         rows.append(row)
     return rows
 

@@ -56,6 +56,12 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     return rgba.convert("RGB"), rgba.getchannel("A")
 
 
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow image -> (3, H, W) float32 in [-1, 1], in numpy (for runtimes without torch)."""
+    array = np.asarray(to_rgb(image), dtype=np.float32)  # (H, W, 3) in [0, 255]
+    return np.ascontiguousarray(array.transpose(2, 0, 1)) / 127.5 - 1.0
+
+
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB Pillow image -> (3, H, W) float32 in [-1, 1]."""
     import torch

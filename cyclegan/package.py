@@ -41,13 +41,46 @@ class FileRef(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class Int8Info(FileRef):
+    """Written by `compile quantize`: a static INT8 (QDQ) graph for CPUs that passed its gate."""
+
+    source_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="the fp32 graph it was quantized from"
+    )
+    psnr_db: float = Field(description="vs the fp32 graph on the test images (pooled), measured")
+    min_psnr_db: float = Field(description="the quality gate it had to pass")
+    test_images: int = Field(ge=1)
+    calibration_data: str = Field(description="the data set's folder name and split")
+    calibration_images: int = Field(ge=1)
+    calibration_sha256: str = Field(description="of the calibration images' bytes, in order")
+
+    @model_validator(mode="after")
+    def _passed(self) -> Int8Info:
+        if not self.psnr_db >= self.min_psnr_db:
+            raise ValueError(
+                f"INT8 graph {self.file} measured {self.psnr_db:.2f} dB, below its gate "
+                f"{self.min_psnr_db:.2f} dB"
+            )
+        return self
+
+
 class OnnxInfo(FileRef):
-    """Written by `compile onnx`."""
+    """Written by `compile onnx`; `int8` by `compile quantize`."""
 
     opset: int
     max_abs_error: float = Field(description="vs the PyTorch generator, fp32, measured")
     fp16: FileRef | None = None
     fp16_psnr_db: float | None = None
+    int8: Int8Info | None = None
+
+    @model_validator(mode="after")
+    def _int8_matches(self) -> OnnxInfo:
+        if self.int8 is not None and self.int8.source_sha256 != self.sha256:
+            raise ValueError(
+                f"INT8 graph {self.int8.file} was quantized from another fp32 graph than "
+                f"{self.file}; run python -m compile quantize again"
+            )
+        return self
 
 
 class Direction(BaseModel):
@@ -209,6 +242,8 @@ def load_package(path: str | Path, check_hashes: bool = True) -> ModelPackage:
                 _check_file(root, direction.onnx, f"{name} ONNX")
                 if direction.onnx.fp16 is not None:
                     _check_file(root, direction.onnx.fp16, f"{name} FP16 ONNX")
+                if direction.onnx.int8 is not None:
+                    _check_file(root, direction.onnx.int8, f"{name} INT8 ONNX")
     for direction in manifest.directions.values():
         try:  # reads the header only: is it a safetensors file at all?
             with safe_open(root / direction.weights.file, framework="numpy"):

@@ -59,3 +59,21 @@ def test_torch_cuda_fp16_is_close_to_fp32(package_dir: Path) -> None:
     assert fp16.precision == "fp16"
     mse = float(np.mean((fp16.translate(x) - reference) ** 2))
     assert 10 * np.log10(4 / mse) >= 35
+
+
+def test_precision_picks_the_graph_or_says_what_is_missing(package_dir: Path) -> None:
+    assert compile_main(["onnx", "--package", str(package_dir)]) == 0
+    package = load_package(package_dir)
+    pick = {
+        p: create_backend("onnxruntime", package, "horse2zebra", "cpu", precision=p).precision
+        for p in ("auto", "fp32", "fp16")
+    }
+    assert pick == {"auto": "fp32", "fp32": "fp32", "fp16": "fp16"}  # auto: no INT8 graph yet
+    with pytest.raises(BackendUnavailable, match="run python -m compile quantize"):
+        create_backend("onnxruntime", package, "horse2zebra", "cpu", precision="int8")
+    with pytest.raises(BackendUnavailable, match="int8 runs only in ONNX Runtime on the CPU"):
+        create_backend("torch", package, "horse2zebra", "cpu", precision="int8")
+    with pytest.raises(BackendUnavailable, match="not fp16 on cpu"):
+        create_backend("torch", package, "horse2zebra", "cpu", precision="fp16")
+    with pytest.raises(ValueError, match="unknown precision 'bf16'"):
+        create_backend("onnxruntime", package, "horse2zebra", precision="bf16")  # type: ignore[arg-type]

@@ -11,12 +11,14 @@ import numpy as np
 
 BackendName = Literal["auto", "onnxruntime", "torch", "tensorrt"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+# auto: fp16 on a GPU; on the CPU the INT8 graph where the package has one, else fp32.
+PrecisionName = Literal["auto", "fp32", "fp16", "int8"]
 
 
 class Backend(Protocol):
     name: str  # "onnxruntime", "torch", "tensorrt"
     device: str  # "cpu", "cuda"
-    precision: str  # "fp32", "fp16"
+    precision: str  # "fp32", "fp16", "int8"
     max_batch_size: int | None  # a TensorRT profile's limit; None when any batch works
 
     def translate(self, batch: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.backends.base import BackendUnavailable
+from cyclegan.backends.base import BackendUnavailable, PrecisionName
 from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
 from cyclegan.package import ModelPackage
 
@@ -42,11 +42,17 @@ class OnnxRuntimeBackend:
         if inputs[0].shape[1] != 3:
             raise ValueError(f"{path}: input has {inputs[0].shape[1]} channels, expected 3")
         self.device = "cuda" if use_cuda else "cpu"
-        self.precision = "fp16" if ".fp16." in path.name else "fp32"
+        # compile names the graphs <direction>.onnx, .fp16.onnx and .int8.onnx
+        self.precision = next((p for p in ("fp16", "int8") if f".{p}." in path.name), "fp32")
 
     @classmethod
     def from_package(
-        cls, package: ModelPackage, direction: str, use_cuda: bool, threads: int | None = None
+        cls,
+        package: ModelPackage,
+        direction: str,
+        use_cuda: bool,
+        threads: int | None = None,
+        precision: PrecisionName = "auto",
     ) -> OnnxRuntimeBackend:
         info = package.direction(direction).onnx
         if info is None:
@@ -54,9 +60,22 @@ class OnnxRuntimeBackend:
                 f"{package.path}: {direction} has no ONNX graph; run python -m compile onnx "
                 f"--package {package.path}"
             )
-        # On a GPU the FP16 graph is the fast one; on the CPU FP16 only adds casts.
-        file = info.fp16.file if use_cuda and info.fp16 is not None else info.file
-        return cls(package.path / file, use_cuda, threads)
+        if precision == "auto":
+            # On a GPU the FP16 graph is the fast one; on the CPU FP16 only adds casts, and
+            # the INT8 graph (recorded only once it passed its quality gate) is the fast one.
+            fast = info.fp16 if use_cuda else info.int8
+            precision = ("fp16" if use_cuda else "int8") if fast is not None else "fp32"
+        graphs = {"fp32": info, "fp16": info.fp16, "int8": info.int8}
+        graph = graphs[precision]
+        if graph is None:
+            command = "quantize" if precision == "int8" else "onnx"
+            raise BackendUnavailable(
+                f"{package.path}: {direction} has no {precision} ONNX graph; run python -m "
+                f"compile {command} --package {package.path}"
+            )
+        if precision == "int8" and use_cuda:
+            raise BackendUnavailable("the INT8 graph is for the CPU; on a GPU use fp16")
+        return cls(package.path / graph.file, use_cuda, threads)
 
     def translate(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

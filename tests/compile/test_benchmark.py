@@ -20,6 +20,8 @@ def test_quick_benchmark_writes_its_section_and_figures(tmp_path: Path) -> None:
     for row in ("| default | ", "| resnet9 | "):
         assert row + "0." in section  # GMAC per image, then the backends
     assert "| onnxruntime cpu fp32 | " in section and "| torch cpu fp32 | " in section
+    assert "| default | 0.02 | onnxruntime cpu int8 | " in section  # quantized on the fixtures
+    assert "- default: INT8 / fp32 images/s in ONNX Runtime on the CPU: " in section
     assert "batch 1" in section and "nan" not in section
     written = json.loads(figures.read_text())
     assert (written["model"], written["version"], written["size"]) == ("h2z", "1", 64)

@@ -1,0 +1,113 @@
+"""`python -m compile quantize`: a static INT8 graph beside the fp32 one, behind a PSNR gate."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import compile.quantize as quantize
+from compile.__main__ import main
+from cyclegan.backends import create_backend
+from cyclegan.imaging import image_to_array
+from cyclegan.package import PackageError, load_package
+from tests.compile.test_onnx_export import SMALL, make_package
+from tests.conftest import real_images
+
+
+@pytest.fixture
+def compiled(tmp_path: Path) -> Path:
+    package = make_package(tmp_path / "pkg", SMALL)
+    assert main(["onnx", "--package", str(package)]) == 0
+    return package
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(4 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_quantize_writes_an_int8_graph_that_passed_its_gate(compiled: Path) -> None:
+    assert main(["quantize", "--package", str(compiled), "--samples", "4"]) == 0
+    package = load_package(compiled)  # hashes of the INT8 graphs are checked here
+    for name, side in (("horse2zebra", "A"), ("zebra2horse", "B")):
+        onnx = package.direction(name).onnx
+        assert onnx is not None and onnx.int8 is not None
+        int8 = onnx.int8
+        assert int8.file == f"onnx/{name}.int8.onnx" and (compiled / int8.file).is_file()
+        assert int8.psnr_db >= int8.min_psnr_db == 30.0
+        assert int8.source_sha256 == onnx.sha256
+        assert (int8.calibration_data, int8.calibration_images) == (f"horse2zebra/train{side}", 4)
+        assert int8.test_images == 8  # every fixture test image of the source domain
+    # the ONNX Runtime backend runs it on request, and by itself on the CPU
+    fast = create_backend("onnxruntime", package, "horse2zebra", "cpu", precision="int8")
+    fp32 = create_backend("onnxruntime", package, "horse2zebra", "cpu", precision="fp32")
+    assert (fast.precision, fp32.precision) == ("int8", "fp32")
+    if not torch.cuda.is_available():
+        assert create_backend("auto", package, "horse2zebra").precision == "int8"
+    with Image.open(real_images("testA", 1)[0]) as image:
+        x = image_to_array(image.convert("RGB").resize((64, 64)))[None]
+    assert psnr(fp32.translate(x), fast.translate(x)) >= 30
+
+
+def test_a_graph_below_the_gate_is_refused_and_nothing_is_written(
+    compiled: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = (compiled / "model.json").read_bytes()
+    before = sorted(p.name for p in (compiled / "onnx").iterdir())
+    monkeypatch.setattr(quantize, "MIN_PSNR_DB", 99.0)
+    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 2
+    assert "below the 99 dB gate; nothing was written" in caplog.text
+    assert "dB PSNR against fp32 on 8 test images" in caplog.text  # the measured figure
+    assert (compiled / "model.json").read_bytes() == manifest
+    assert sorted(p.name for p in (compiled / "onnx").iterdir()) == before  # no graph, no staging
+
+
+def test_quantize_needs_an_onnx_graph_and_real_images(
+    tmp_path: Path, compiled: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bare = make_package(tmp_path / "bare", SMALL)
+    assert main(["quantize", "--package", str(bare)]) == 2
+    assert "run python -m compile onnx" in caplog.text
+    assert main(["quantize", "--package", str(compiled), "--calibration", str(tmp_path)]) == 2
+    assert "trainA: no such folder" in caplog.text
+
+
+def test_int8_records_are_checked_on_load(compiled: Path) -> None:
+    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    path = compiled / "model.json"
+    good = json.loads(path.read_text())
+
+    def load_with(change: dict[str, object]) -> None:
+        manifest = json.loads(json.dumps(good))
+        manifest["directions"]["horse2zebra"]["onnx"]["int8"].update(change)
+        path.write_text(json.dumps(manifest))
+        load_package(compiled)
+
+    with pytest.raises(PackageError, match="below its gate"):
+        load_with({"psnr_db": 29.0})
+    with pytest.raises(PackageError, match="quantized from another fp32 graph"):
+        load_with({"source_sha256": "0" * 64})
+    path.write_text(json.dumps(good))
+    graph = compiled / "onnx" / "horse2zebra.int8.onnx"
+    graph.write_bytes(graph.read_bytes() + b"x")
+    with pytest.raises(PackageError, match="sha256"):
+        load_package(compiled)
+
+
+def test_a_new_onnx_export_drops_the_stale_int8_graph(compiled: Path) -> None:
+    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    assert main(["onnx", "--package", str(compiled)]) == 0
+    onnx = load_package(compiled).direction("horse2zebra").onnx
+    assert onnx is not None and onnx.int8 is None
+    assert not (compiled / "onnx" / "horse2zebra.int8.onnx").exists()
+
+
+def test_verify_has_an_int8_row(compiled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    argv = ["verify", "--package", str(compiled), "--batches", "1", "--repeats", "1"]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| horse2zebra | 64x64 | onnxruntime | cpu | int8 |" in table
+    assert "ok (PSNR >= 30 dB)" in table
