@@ -62,10 +62,12 @@ HOST ?= http://127.0.0.1:3000
 loadtest: setup
 	$(PY) -m loadtest --host $(HOST) --users 8 --spawn-rate 4 --duration 60
 
-# Measure the runtimes in-process (compile), then the service over HTTP against them
-# (loadtest); each writes its sections of BENCHMARKS.md (~15 min).
+# Measure the runtimes in-process (compile; the INT8 graph calibrated on DATA where it is
+# there), then the service over HTTP against them (loadtest); each writes its sections of
+# BENCHMARKS.md (~15 min).
 bench: setup
-	$(PY) -m compile benchmark --out BENCHMARKS.md --figures runs/bench/runtimes.json
+	$(PY) -m compile benchmark --out BENCHMARKS.md --figures runs/bench/runtimes.json \
+		$(if $(wildcard $(DATA)/trainA),--calibration $(DATA))
 	$(PY) -m loadtest.benchmark --out BENCHMARKS.md --runtime-figures runs/bench/runtimes.json
 
 bench-quick: setup
