@@ -17,7 +17,7 @@ from cyclegan.generator import GeneratorConfig, build_generator, count_macs
 from cyclegan.package import load_package
 from tests.compile.test_onnx_export import make_package
 from tests.conftest import TINY_FLAGS
-from tests.test_train import first_batch, tiny_config
+from tests.training.test_train import first_batch, tiny_config
 from training.__main__ import main
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.diffaugment import POLICIES, diff_augment
