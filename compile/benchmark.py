@@ -188,7 +188,7 @@ def findings(rows: list[Row]) -> list[str]:
     return lines
 
 
-def machine() -> str:
+def machine(load: float) -> str:
     import onnxruntime
 
     cpu = "unknown CPU"
@@ -196,7 +196,8 @@ def machine() -> str:
         found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
         cpu = found.group(1) if found else cpu
     return (
-        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the start: "
+        f"other jobs share them); Python {platform.python_version()}, "
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
     )
 
@@ -247,6 +248,7 @@ def run(
 ) -> None:
     plan = QUICK if quick else FULL
     started = time.time()
+    load = os.getloadavg()[0]  # reported: other jobs on this machine slow the figures
     with tempfile.TemporaryDirectory() as tmp:
         default = private_copy(model, Path(tmp) / "default")
         int8_note = with_int8(default, calibration, plan)
@@ -262,7 +264,7 @@ def run(
     lines = [
         f"{HEADING} ({plan.size}x{plan.size})", "",
         f"Written by `python -m compile benchmark{' --quick' if quick else ''}` on "
-        f"{now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine()}.", "",
+        f"{now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine(load)}.", "",
         f"default = {default.name} {default.manifest.version}; resnet9 = ResNet ngf {config.ngf} x "
         f"{config.n_blocks} blocks (random weights). The rows of one model are timed interleaved, "
         f"{plan.seconds:g} s each per batch size. fp32 matmul rate measured in this run: "

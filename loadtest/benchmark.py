@@ -224,7 +224,7 @@ def batching_lines(plan: Plan, loads: dict[str, dict[int, Load]]) -> list[str]:
     return lines
 
 
-def machine() -> str:
+def machine(load: float) -> str:
     import bentoml
     import onnxruntime
 
@@ -233,7 +233,8 @@ def machine() -> str:
         found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
         cpu = found.group(1) if found else cpu
     return (
-        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the start: "
+        f"other jobs share them); Python {platform.python_version()}, "
         f"onnxruntime {onnxruntime.__version__}, bentoml {bentoml.__version__}"
     )
 
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     figures = json.loads(args.runtime_figures.read_text()) if args.runtime_figures else None
     started = time.time()
+    load = os.getloadavg()[0]  # reported: other jobs on this machine slow the figures
     with tempfile.TemporaryDirectory() as tmp:
         direction, described, loads, person = measure(args.models, plan, figures, Path(tmp))
     busiest = loads["on"][max(plan.clients)]
@@ -279,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     write_section(args.out, OVERHEAD, [
         OVERHEAD, "",
         f"Sections 2-4 written by `python -m loadtest.benchmark{' --quick' if args.quick else ''}` "
-        f"on {now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine()}. "
+        f"on {now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine(load)}. "
         f"{direction} ({model}, {described['backend']} {described['device']} "
         f"{described['precision']}); clients post {plan.size}x{plan.size} JPEGs back to back for "
         f"{plan.seconds:g} s per row, translated at {resolution}; batching on is "
