@@ -209,7 +209,10 @@ class RequestGuard:
     ) -> tuple[Scope, bytes, bytes]:
         """(scope, body for the app, the image's bytes); a form's file becomes the raw body."""
         content_type = dict(scope["headers"]).get(b"content-type", b"")
-        is_form = content_type.split(b";")[0].strip().lower() in FORMS
+        media = content_type.split(b";")[0].strip().lower()
+        if media == b"application/vnd.bentoml+pickle":  # BentoML would unpickle it
+            raise ServiceError(415, "pickled bodies are not accepted; send the image bytes")
+        is_form = media in FORMS
         if scope["path"] == "/translate":
             if not is_form:
                 raise ServiceError(415, "POST /translate takes a multipart form (image, direction)")

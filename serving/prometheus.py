@@ -3,17 +3,13 @@
 Created with prometheus_client directly; BentoML runs its workers with
 PROMETHEUS_MULTIPROC_DIR set and serves every process's values at /metrics, so gauges name
 their multiprocess mode. Label values never come straight from a request: directions are
-known names or "unknown", and BentoML's own request metrics are labelled by route (see
-`RouteLabelledTrafficMetrics`), so junk paths cannot grow the number of series.
+known names or "unknown", and BentoML's own request metrics are labelled by route
+(`endpoint_label`, used by serving/bentoml_fixes.py), so junk paths add no series.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from bentoml._internal.server.http import instruments
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -65,6 +61,7 @@ KNOWN_DIRECTIONS: set[str] = set()
 
 # The routes of the front; any other path is labelled "unknown".
 ROUTES = {
+    "/generate", "/describe",  # the generator's
     "/", "/docs", "/docs.json", "/schema.json", "/directions", "/translate", "/metrics",
     "/livez", "/readyz", "/healthz",
 }  # fmt: skip
@@ -87,41 +84,3 @@ def endpoint_label(path: str) -> str:
         if path.startswith(prefix):
             return template
     return "unknown"
-
-
-class RouteLabelledTrafficMetrics(instruments.RunnerTrafficMetricsMiddleware):
-    """BentoML's request metrics (bentoml_*_request_total, ...), labelled by route.
-
-    BentoML labels them with the raw path, so every junk path would add series. This runs
-    BentoML's own middleware on a copy of the scope whose path is the route template, and
-    gives the app below the real path back.
-    """
-
-    REAL_PATH = "cyclegan.real_path"
-
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
-        super().__init__(self._with_real_path(app), **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, "path": endpoint_label(scope["path"]), self.REAL_PATH: scope["path"]}
-        await super().__call__(scope, receive, send)
-
-    @classmethod
-    def _with_real_path(cls, app: ASGIApp) -> ASGIApp:
-        async def restore(scope: Scope, receive: Receive, send: Send) -> None:
-            if cls.REAL_PATH in scope:
-                scope = {**scope, "path": scope[cls.REAL_PATH]}
-            await app(scope, receive, send)
-
-        return restore
-
-
-def label_bentoml_metrics_by_route() -> None:
-    """Make BentoML build its request-metrics middleware from `RouteLabelledTrafficMetrics`.
-
-    BentoML 1.4 imports the class from this module each time it builds a service's app
-    (_bentoml_impl/server/app.py, ServiceAppFactory.middlewares), so replacing the module
-    attribute before the app is built is enough.
-    """
-    instruments.RunnerTrafficMetricsMiddleware = RouteLabelledTrafficMetrics  # type: ignore[misc]

@@ -29,16 +29,16 @@ from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 from starlette.responses import Response
 
-from serving import imaging, routes
+from serving import bentoml_fixes, imaging, routes
 from serving.batcher import Batcher, Overloaded
 from serving.errors import INTERNAL, ServiceError, error_response
 from serving.guard import RequestGuard
-from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY, label_bentoml_metrics_by_route
+from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY
 from serving.settings import get_settings
 
 log = logging.getLogger("serving")
 settings = get_settings()
-label_bentoml_metrics_by_route()  # before BentoML builds the services' apps
+bentoml_fixes.install()  # before BentoML builds the services' apps
 
 READY_CHECK_TIMEOUT_S = 3.0  # /readyz waits this long for the generator (probes allow more)
 CONNECT_ATTEMPTS = 4  # generator calls that could not connect (e.g. it is restarting)
@@ -56,6 +56,10 @@ class GenerateItem(bentoml.IODescriptor):
     name="cyclegan-generator",
     workers=settings.workers,
     traffic={"timeout": settings.request_timeout_s},
+    # BentoML's client to this service replaces its connection pool every 100 requests (or
+    # 300 s) by closing the old one, which drops the calls still running on it ("Connection
+    # closed."). The generator is local and long-lived: keep one pool.
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
 )
 class BatchedGenerator:
     """Loads every model package once per process and runs batches through its backend."""
@@ -222,7 +226,7 @@ class Translator:
                 return np.asarray(await self.generator.to_async.generate(item=item))
             except aiohttp.ClientConnectorError as error:  # never connected: nothing was sent
                 reason = error
-            except aiohttp.ClientConnectionError as error:  # sent, then the connection dropped
+            except aiohttp.ClientError as error:  # sent, then the connection or answer broke
                 dropped += 1
                 reason = error
                 if dropped > 1:

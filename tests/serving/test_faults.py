@@ -56,7 +56,7 @@ def hammer(server: Server, data: bytes, clients: int, seconds: float) -> list[tu
 def test_saturation_sheds_and_recovers(server: Server) -> None:
     """4x the in-flight limit, closed loop: only 200/429/503, memory flat, normal after."""
     data = real_images("testA", 1)[0].read_bytes()
-    hammer(server, data, 8, 5)  # warm up
+    hammer(server, data, 32, 10)  # warm up at the same load: threads, buffers, connections
     warmed = tree_rss(server)
     results = hammer(server, data, 32, 20)
     codes = {status for status, _ in results}
