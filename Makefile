@@ -44,10 +44,12 @@ format: setup
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-# Train the embedded default model's recipe on horse2zebra (resume with RESUME=--resume).
-# Checked before set-up, so a missing data set is said at once.
+# Train the embedded default model's recipe on horse2zebra (resume with RESUME=--resume), in
+# its two stages: the small deconv model, then a resize-upsampling model grown from it
+# (--init-from). Checked before set-up, so a missing data set is said at once.
 train: train-data setup
-	$(PY) -m training train --data $(DATA) --out runs/horse2zebra --config training/configs/horse2zebra_small.yaml $(RESUME)
+	$(PY) -m training train --data $(DATA) --out runs/horse2zebra-stage1 --config training/configs/horse2zebra_small.yaml $(RESUME)
+	$(PY) -m training train --data $(DATA) --out runs/horse2zebra --config training/configs/horse2zebra.yaml --init-from runs/horse2zebra-stage1/package $(RESUME)
 
 train-data:
 	@if [ ! -d "$(DATA)/trainA" ] || [ ! -d "$(DATA)/trainB" ]; then \
