@@ -106,8 +106,7 @@ def _auto(
     threads: int | None,
     precision: PrecisionName,
 ) -> Backend:
-    from cyclegan.backends.torch_runtime import TorchBackend
-
+    # each import only where it is used: a CPU image may have ONNX Runtime and no torch
     if use_cuda:
         if precision in ("auto", "fp16") and tensorrt_available():
             from cyclegan.backends.tensorrt_runtime import TensorRTBackend
@@ -116,10 +115,14 @@ def _auto(
                 return TensorRTBackend.from_package(package, direction)
             except (BackendUnavailable, FileNotFoundError) as reason:
                 log.warning("not using TensorRT for %s: %s", direction, reason)
+        from cyclegan.backends.torch_runtime import TorchBackend
+
         return TorchBackend.from_package(package, direction, "cuda", threads, precision)
     if package.direction(direction).onnx is not None or precision == "int8":
         from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend.from_package(package, direction, False, threads, precision)
     log.info("%s has no ONNX graph (run python -m compile onnx): using PyTorch", direction)
+    from cyclegan.backends.torch_runtime import TorchBackend
+
     return TorchBackend.from_package(package, direction, "cpu", threads, precision)
