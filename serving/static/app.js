@@ -1,12 +1,16 @@
 "use strict";
 // The web page: pick a direction and an image, POST it to /translate/{direction}, show the
 // answer. One request at a time: a newer one aborts the older, whose answer is then ignored.
+// Where the server has a fast student of the direction ("horse2zebra-fast"), its answer is
+// shown first as a preview and replaced by the full model's when that arrives.
 
 const $ = (id) => document.getElementById(id);
 let lastFile = null;
 let lastResult = null;
 let current = null; // the AbortController of the request in flight
 const objectUrls = { before: null, after: null };
+const fastOf = {}; // direction -> its fast student's direction, where the server has one
+const FAST = "-fast";
 
 function say(text, isError = false) {
   $("status").textContent = text;
@@ -28,13 +32,56 @@ async function loadDirections() {
       say(info.error || `the server is not ready (${response.status})`, true);
       return;
     }
+    const names = Object.keys(info.directions);
     for (const [name, d] of Object.entries(info.directions)) {
+      const base = name.endsWith(FAST) ? name.slice(0, -FAST.length) : null;
+      if (base && names.includes(base)) {
+        fastOf[base] = name; // a preview for `base`, not a choice of its own
+        continue;
+      }
       const label = `${name}  (${d.model} ${d.version}, ${d.backend} ${d.device})`;
       $("direction").add(new Option(label, name));
+    }
+    const largest = (info.limits && info.limits.max_resolution) || 512;
+    for (const size of [128, 256, 384, 512].filter((s) => s <= largest)) {
+      $("size").add(new Option(`${size} px`, String(size)));
     }
   } catch (error) {
     say(`cannot reach the server: ${error.message}`, true);
   }
+}
+
+class HttpError extends Error {}
+
+// POST the image to one direction; the translated image as a Blob, or an HttpError.
+async function post(direction, file, signal) {
+  const query = new URLSearchParams({ format: $("format").value });
+  if ($("size").value) query.set("resolution", $("size").value);
+  const response = await fetch(`/translate/${encodeURIComponent(direction)}?${query}`, {
+    method: "POST",
+    body: file,
+    headers: { "Content-Type": file.type || "application/octet-stream" },
+    signal,
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new HttpError(`${response.status}: ${body.error || response.statusText}`);
+  }
+  return response.blob();
+}
+
+// Show a translation; `which` says whether it is the fast preview or the full model's.
+function show(result, direction, which) {
+  lastResult = result;
+  const format = $("format").value;
+  const url = objectUrl("after", result);
+  $("after").src = url;
+  $("after-label").textContent = `After: ${which} (${direction})`;
+  $("download").href = url;
+  $("download").download = `${direction}.${format === "jpeg" ? "jpg" : format}`;
+  $("download").hidden = false;
+  const sample = new File([result], `x.${format}`, { type: result.type });
+  $("share").hidden = !(navigator.canShare && navigator.canShare({ files: [sample] }));
 }
 
 async function translate(file) {
@@ -44,36 +91,33 @@ async function translate(file) {
   const request = new AbortController();
   current = request;
   $("before").src = objectUrl("before", file);
+  $("after-label").textContent = "After";
   const direction = $("direction").value;
-  const format = $("format").value;
   say(`translating ${file.name || "image"} (${direction})…`);
   const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  let fullShown = false;
+  const fast = fastOf[direction];
+  if (fast) {
+    post(fast, file, request.signal)
+      .then((preview) => {
+        if (current !== request || fullShown) return; // too late: never over a newer answer
+        show(preview, fast, "fast preview");
+        say(`preview in ${elapsed()} ms; the full model is still working…`);
+      })
+      .catch(() => {}); // a missing preview is no error: the full answer follows
+  }
   try {
-    const response = await fetch(`/translate/${encodeURIComponent(direction)}?format=${format}`, {
-      method: "POST",
-      body: file,
-      headers: { "Content-Type": file.type || "application/octet-stream" },
-      signal: request.signal,
-    });
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      if (current === request) say(`${response.status}: ${body.error || response.statusText}`, true);
-      return;
-    }
-    const result = await response.blob();
+    const result = await post(direction, file, request.signal);
     if (current !== request) return; // an older answer never replaces a newer one
-    lastResult = result;
-    const url = objectUrl("after", result);
-    $("after").src = url;
-    $("download").href = url;
-    $("download").download = `${direction}.${format === "jpeg" ? "jpg" : format}`;
-    $("download").hidden = false;
-    const sample = new File([result], `x.${format}`, { type: result.type });
-    $("share").hidden = !(navigator.canShare && navigator.canShare({ files: [sample] }));
-    say(`done in ${Math.round(performance.now() - started)} ms`);
+    fullShown = true;
+    show(result, direction, fast ? "full model" : "translated");
+    say(`done in ${elapsed()} ms`);
   } catch (error) {
     if (error.name === "AbortError") return; // a newer request took its place
-    if (current === request) say(`the request failed (network error?): ${error.message}`, true);
+    if (current !== request) return;
+    if (error instanceof HttpError) say(error.message, true);
+    else say(`the request failed (network error?): ${error.message}`, true);
   } finally {
     if (current === request) current = null;
   }
@@ -87,6 +131,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("direction").addEventListener("change", () => translate(lastFile));
   $("format").addEventListener("change", () => translate(lastFile));
+  $("size").addEventListener("change", () => translate(lastFile));
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => {
     e.preventDefault();

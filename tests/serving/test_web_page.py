@@ -168,3 +168,81 @@ def test_object_urls_are_revoked(page: Any) -> None:
         page.get_attribute("#before", "src"),
         page.get_attribute("#after", "src"),
     }
+
+
+@pytest.fixture(scope="module")
+def server_with_preview(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A model directory with a package and its fast student (`horse2zebra-fast`)."""
+    from compile.__main__ import main as compile_main
+    from cyclegan.generator import GeneratorConfig, build_generator
+    from cyclegan.package import write_package
+    from tests.compile.test_onnx_export import SMALL, make_package
+    from tests.serverlib import start_server, stop_server, wait_until
+
+    models = tmp_path_factory.mktemp("preview-models")
+    make_package(models / "horse2zebra", SMALL)
+    tiny = GeneratorConfig(arch="mobile", ngf=4, n_blocks=1)
+    write_package(
+        models / "horse2zebra-fast", name="h2z-fast", version="1", domains=("horse", "zebra"),
+        generators={k: (build_generator(tiny), tiny) for k in ("ab", "ba")},
+        native_resolution=64, direction_suffix="-fast",
+    )  # fmt: skip
+    for package in ("horse2zebra", "horse2zebra-fast"):
+        assert compile_main(["onnx", "--package", str(models / package)]) == 0
+    running = start_server(models, tmp_path_factory.mktemp("preview-server"))
+    try:
+        wait_until(running, "/readyz", 200)
+        yield running
+    finally:
+        stop_server(running)
+
+
+def test_the_fast_preview_comes_first_then_the_full_model(
+    browser: Any, server_with_preview: Server, tmp_path: Path
+) -> None:
+    context = browser.new_context(base_url=server_with_preview.url, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        open_page(page)
+        options = page.eval_on_selector_all("#direction option", "os => os.map(o => o.value)")
+        assert options == ["horse2zebra", "zebra2horse"]  # the students are previews, not choices
+        held: list[Any] = []
+        urls: list[str] = []
+
+        def hold_the_full_model(route: Any) -> None:
+            urls.append(route.request.url)
+            if "-fast" in route.request.url:
+                route.continue_()
+            else:
+                held.append(route)  # let the preview arrive first, deterministically
+
+        page.route("**/translate/**", hold_the_full_model)
+        page.select_option("#size", "128")
+        choose_image(page)
+        label = "document.getElementById('after-label').textContent"
+        wait_for(page, f"{label}.includes('fast preview')")
+        assert "horse2zebra-fast" in page.text_content("#after-label")
+        assert "full model is still working" in page.text_content("#status")
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not held and time.monotonic() < deadline:  # the full model's request, held
+            page.wait_for_timeout(100)
+        held[0].continue_()
+        wait_for(page, f"{label}.includes('full model')")
+        wait_for(page, DONE)
+        assert page.text_content("#after-label") == "After: full model (horse2zebra)"
+        assert all("resolution=128" in url for url in urls) and len(urls) == 2
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "out.png"
+        download.value.save_as(saved)
+        with Image.open(saved) as image:
+            assert image.format == "PNG" and image.size[0] > 0
+        page.unroute("**/translate/**")
+        page.set_input_files(
+            "#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+        )
+        wait_for(page, "document.getElementById('status').className === 'error'")
+        assert page.text_content("#status").startswith(("400", "415"))
+    finally:
+        context.close()
