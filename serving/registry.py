@@ -56,7 +56,12 @@ class ModelRegistry:
                             f"{folder}: direction {name} is also served by another package"
                         )
                     backend = create_backend(
-                        settings.backend, package, name, settings.device, settings.threads
+                        settings.backend,
+                        package,
+                        name,
+                        settings.device,
+                        settings.threads,
+                        settings.precision,
                     )
                     registry.directions[name] = DirectionInfo(
                         name,

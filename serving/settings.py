@@ -16,7 +16,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cyclegan.backends import BackendName, DeviceName
+from cyclegan.backends import BackendName, DeviceName, PrecisionName
 from cyclegan.generator_config import SIZE_MULTIPLE
 
 ENV_PREFIX = "CYCLEGAN_"
@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     model_dir: Path = Field(ROOT / "models", description="folder of model packages")
     backend: BackendName = "auto"
     device: DeviceName = "auto"
+    precision: PrecisionName = Field(
+        "auto", description="auto: a package's INT8 graph on the CPU where it passed its gate"
+    )
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     # batching (the generator's batcher: serving/batcher.py)
