@@ -1,12 +1,14 @@
 """Static INT8 graphs for the CPU: `python -m compile quantize --package PKG`.
 
 For each direction, ONNX Runtime's quantization tools turn the fp32 graph into a QDQ graph:
-int8 per-channel weights and uint8 activations for Conv and ConvTranspose, which hold all of
-the generator's arithmetic; InstanceNorm, Add and Tanh stay fp32. Activation ranges are
-calibrated on real training images of the source domain (DIR/trainA for A->B, DIR/trainB for
-B->A) with percentile ranges, which keep a few extreme activations from stretching the int8
-grid (on the default model's horse2zebra, min/max ranges measured 28.4 dB, percentile ranges
-32.4 dB: mean PSNR against fp32 over 24 test images).
+int8 per-channel weights and uint8 activations for the convolutions of the encoder and the
+residual blocks (about three quarters of the arithmetic). The upsampling path stays fp32, as do
+InstanceNorm, Add and Tanh: on a resize-convolution generator, quantizing the two convolutions
+after the upsampling steps too measured 24.8 dB against 33.2 dB without them (pooled PSNR
+against fp32 over 24 test images). Activation ranges are calibrated on real training images of
+the source domain (DIR/trainA for A->B, DIR/trainB for B->A) with percentile ranges, which keep
+a few extreme activations from stretching the int8 grid (min/max ranges measured 28.4 dB
+against 32.4 dB on a transposed-convolution generator: mean PSNR over 24 test images).
 
 Quality gate: PSNR against the fp32 graph on DIR's test images of the source domain, pooled
 over all of them, must be >= 30 dB. A direction below it is refused with the figure and nothing
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -47,7 +50,9 @@ log = logging.getLogger(__name__)
 MIN_PSNR_DB = 30.0
 DEFAULT_SAMPLES = 64
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "horse2zebra"
-OP_TYPES = ["Conv", "ConvTranspose"]
+OP_TYPES = ["Conv"]  # ConvTranspose upsamples: it stays fp32
+UPSAMPLING = {"Resize", "Upsample", "ConvTranspose"}
+PASS_THROUGH = {"Pad", "Identity", "Cast"}  # between an upsampling step and its convolution
 
 
 class QuantizeError(RuntimeError):
@@ -77,6 +82,21 @@ def quiet_quantizer() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+
+
+def upsampling_convs(model: onnx.ModelProto) -> list[str]:
+    """Names of the convolutions that read an upsampled tensor (through Pad at most)."""
+    producer = {output: node for node in model.graph.node for output in node.output}
+    names = []
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        source = producer.get(node.input[0])
+        while source is not None and source.op_type in PASS_THROUGH:
+            source = producer.get(source.input[0])
+        if source is not None and source.op_type in UPSAMPLING:
+            names.append(node.name)
+    return names
 
 
 def load_images(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], str]:
@@ -126,6 +146,7 @@ def quantize_direction(
         quantize_static(
             prepared, target, ImageReader(calibration),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=OP_TYPES, per_channel=True,
+            nodes_to_exclude=upsampling_convs(onnx.load(prepared)),
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.Percentile,
         )  # fmt: skip

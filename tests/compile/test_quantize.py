@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -11,6 +12,7 @@ from PIL import Image
 import compile.quantize as quantize
 from compile.__main__ import main
 from cyclegan.backends import create_backend
+from cyclegan.generator import GeneratorConfig
 from cyclegan.imaging import image_to_array
 from cyclegan.package import PackageError, load_package
 from tests.compile.test_onnx_export import SMALL, make_package
@@ -111,3 +113,20 @@ def test_verify_has_an_int8_row(compiled: Path, capsys: pytest.CaptureFixture[st
     table = capsys.readouterr().out
     assert "| horse2zebra | 64x64 | onnxruntime | cpu | int8 |" in table
     assert "ok (PSNR >= 30 dB)" in table
+
+
+def test_the_upsampling_path_stays_fp32(tmp_path: Path) -> None:
+    """A resize-convolution generator: the convolutions after each Resize are not quantized."""
+    config = GeneratorConfig(ngf=8, n_blocks=1, upsample="resize")
+    package = make_package(tmp_path / "pkg", config)
+    assert main(["onnx", "--package", str(package)]) == 0
+    model = onnx.load(package / "onnx" / "horse2zebra.onnx")
+    excluded = quantize.upsampling_convs(model)
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    assert len(excluded) == 2 and set(excluded) < set(convs)  # two upsampling steps
+    assert main(["quantize", "--package", str(package), "--samples", "2"]) == 0
+    int8 = onnx.load(package / "onnx" / "horse2zebra.int8.onnx")
+    quantized = {n.output[0] for n in int8.graph.node if n.op_type == "DequantizeLinear"}
+    for node in int8.graph.node:
+        if node.op_type == "Conv":
+            assert (node.name in excluded) != (node.input[1] in quantized)  # weight dequantized
