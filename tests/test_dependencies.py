@@ -109,7 +109,7 @@ STAGES = {
     "training": "train",
     "compile": "compile",
     "loadtest": "loadtest",
-    "loadtest/benchmark.py": "dev",  # in-process runtime timing, due to move beside compile/
+    "loadtest/benchmark.py": "dev",  # starts the service it measures (bentoml, serving)
     "deploy/container_test.py": "dev",
     "tests": "dev",
 }
