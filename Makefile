@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup lock serve test lint format train train-data loadtest bench bench-quick soak container-test
+.PHONY: setup lock serve test lint format train train-data gpu-bundle loadtest bench bench-quick soak container-test
 
 # Everything (the dev extra) at the versions in the lock file; see pyproject.toml for the extras.
 $(STAMP): pyproject.toml requirements/lock.txt
@@ -58,6 +58,19 @@ train-data:
 		echo "or run make train DATA=DIR with your own DIR/trainA and DIR/trainB." >&2; \
 		exit 1; \
 	fi
+
+# What training/gpu_session.sh needs on a borrowed GPU machine, in .gpu/ (git-ignored, carried):
+# the train folders packed as WebP (about 33 MiB; the device tool carries 64 MiB in all), and
+# wheels, at the lock file's versions, of the pure-Python packages its Python 3.12 lacks.
+GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions \
+	onnxslim onnxconverter-common colorama
+gpu-bundle: train-data setup
+	$(PY) -m training.gpu_bundle --data $(DATA) --out .gpu/data
+	rm -rf .gpu/wheels
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .gpu/wheels $(foreach name,$(GPU_WHEELS),$(shell grep -m1 -i '^$(name)==' requirements/lock.txt))
+	du -sh .gpu/data .gpu/wheels
 
 # Load-test a running server (make serve in another shell); exits non-zero when the SLO fails.
 HOST ?= http://127.0.0.1:3000
