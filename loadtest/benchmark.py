@@ -1,13 +1,17 @@
 """`python -m loadtest.benchmark`: the service over HTTP, against the raw runtime's figures.
 
-Starts the service on loopback (twice: batching on and off) on `--models` and measures, as a
-client only:
+Starts the service on loopback (batching on, batching off, then as shipped) on `--models` and
+measures, as a client only:
 2. service overhead: HTTP throughput at saturation / the raw runtime's images/s at the same
    batch size, read from `--runtime-figures` (written by `python -m compile benchmark
    --figures`, just before, in the same `make bench`); requests then ask for the figures'
    resolution (`?resolution=`), so both ran the same shapes;
-3. batching: throughput and p50/p95 latency at 1, 4, 16 clients, batching on and off;
-4. latency for a person: p50/p95 of one request on an idle server.
+3. batching: throughput and p50/p95 latency against the number of clients, batching on and off,
+   for the default direction and its fast student (`<direction>-fast`) where one is served,
+   drawn as a PNG beside BENCHMARKS.md (`--plot`);
+4. latency for a person: p50/p95 of one request on an idle server, each model;
+6. the service as shipped (4 clients) against the reference CycleGAN's test loop, files in and
+   files out on real test images (`loadtest/reference.py`; the loop runs in its own process).
 Writes those sections of BENCHMARKS.md (other sections stay as they are). `--quick` runs every
 section on tiny sizes (the test suite does, so this code cannot rot).
 """
@@ -34,13 +38,16 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from loadtest import reference
 from loadtest.server import ROOT, start_server, stop_server, wait_until
 
 log = logging.getLogger("loadtest.benchmark")
 OVERHEAD = "## 2. Service overhead"
 BATCHING = "## 3. Batching"
 PERSON = "## 4. Latency for a person"
+REFERENCE = "## 6. Against the reference loop"
 OVERHEAD_TARGET = 0.85
+FAST_SUFFIX = "-fast"  # the distilled student's directions (python -m training distill)
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class Plan:
     person_requests: int
 
 
-FULL = Plan(256, 16, 8.0, (1, 4, 16), 30)
+FULL = Plan(256, 16, 8.0, (1, 2, 4, 8, 16), 30)
 QUICK = Plan(64, 2, 1.0, (1, 4), 5)
 
 
@@ -118,14 +125,21 @@ def pick_direction(directions: dict[str, Any], figures: dict[str, Any] | None) -
     return names[0]
 
 
-def measure(
-    models: Path, plan: Plan, figures: dict[str, Any] | None, workdir: Path
-) -> tuple[str, dict[str, Any], dict[str, dict[int, Load]], list[float]]:
-    """(direction, its /directions entry, loads by batching mode and clients, person latencies)."""
+@dataclass
+class Measured:
+    described: dict[str, dict[str, Any]]  # direction -> its /directions entry
+    loads: dict[str, dict[str, dict[int, Load]]]  # direction -> batching on/off -> clients
+    person: dict[str, list[float]]  # direction -> one-at-a-time latencies (s)
+
+    @property
+    def default(self) -> str:
+        return next(iter(self.described))
+
+
+def measure(models: Path, plan: Plan, figures: dict[str, Any] | None, workdir: Path) -> Measured:
+    """Loads for the default direction and its fast student, with batching on and off."""
     body = jpeg(plan.size, 1)
-    loads: dict[str, dict[int, Load]] = {}
-    person: list[float] = []
-    direction, described = "", {}
+    measured = Measured({}, {}, {})
     for mode, batch_size in (("on", plan.max_batch), ("off", 1)):
         server = start_server(
             models, workdir / f"batching-{mode}",
@@ -137,36 +151,43 @@ def measure(
         )  # fmt: skip
         try:
             wait_until(server, "/readyz", 200)
-            directions = httpx.get(f"{server.url}/directions").json()["directions"]
-            direction = pick_direction(directions, figures)
-            described = directions[direction]
-            url = f"{server.url}/translate/{direction}"
-            if figures is not None:
-                url += f"?resolution={figures['size']}"
-            load(url, body, 2, min(2.0, plan.seconds))  # warm-up
-            if mode == "on":
-                with httpx.Client(timeout=60) as http:
-                    for _ in range(plan.person_requests):
-                        began = time.perf_counter()
-                        http.post(
-                            url, content=body, headers={"content-type": "image/jpeg"}
-                        ).raise_for_status()
-                        person.append(time.perf_counter() - began)
-            loads[mode] = {}
-            for clients in plan.clients:
-                before = batch_stats(server.url, direction)
-                rate, latencies, errors = load(url, body, clients, plan.seconds)
-                after = batch_stats(server.url, direction)
-                passes = after[1] - before[1]
-                mean_batch = (after[0] - before[0]) / passes if passes else float("nan")
-                loads[mode][clients] = Load(rate, latencies, mean_batch, errors)
-                log.info(
-                    "batching %s, %d clients: %.2f img/s, mean batch %.2f, %d errors",
-                    mode, clients, rate, mean_batch, errors,
-                )  # fmt: skip
+            served = httpx.get(f"{server.url}/directions").json()["directions"]
+            default = pick_direction(served, figures)
+            for direction in [default, default + FAST_SUFFIX]:
+                if direction not in served:
+                    continue
+                measured.described[direction] = served[direction]
+                url = f"{server.url}/translate/{direction}"
+                if figures is not None:
+                    url += f"?resolution={figures['size']}"
+                load(url, body, 2, min(2.0, plan.seconds))  # warm-up
+                if mode == "on":
+                    measured.person[direction] = one_at_a_time(url, body, plan.person_requests)
+                loads = measured.loads.setdefault(direction, {}).setdefault(mode, {})
+                for clients in plan.clients:
+                    before = batch_stats(server.url, direction)
+                    rate, latencies, errors = load(url, body, clients, plan.seconds)
+                    after = batch_stats(server.url, direction)
+                    passes = after[1] - before[1]
+                    mean_batch = (after[0] - before[0]) / passes if passes else float("nan")
+                    loads[clients] = Load(rate, latencies, mean_batch, errors)
+                    log.info(
+                        "%s, batching %s, %d clients: %.2f img/s, mean batch %.2f, %d errors",
+                        direction, mode, clients, rate, mean_batch, errors,
+                    )  # fmt: skip
         finally:
             stop_server(server)
-    return direction, described, loads, person
+    return measured
+
+
+def one_at_a_time(url: str, body: bytes, requests: int) -> list[float]:
+    latencies = []
+    with httpx.Client(timeout=60) as http:
+        for _ in range(requests):
+            began = time.perf_counter()
+            http.post(url, content=body, headers={"content-type": "image/jpeg"}).raise_for_status()
+            latencies.append(time.perf_counter() - began)
+    return latencies
 
 
 def overhead_lines(
@@ -199,29 +220,86 @@ def overhead_lines(
     ]  # fmt: skip
 
 
-def batching_lines(plan: Plan, loads: dict[str, dict[int, Load]]) -> list[str]:
+def batching_lines(plan: Plan, measured: Measured) -> list[str]:
     lines = [
-        "| clients | batching | img/s | mean batch | p50 ms | p95 ms | failed requests |",
-        "|---|---|---|---|---|---|---|",
+        "| direction | clients | batching | img/s | mean batch | p50 ms | p95 ms | failed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for clients in plan.clients:
-        for mode in ("on", "off"):
-            r = loads[mode][clients]
-            lines.append(
-                f"| {clients} | {mode} | {r.images_per_second:.2f} | {r.mean_batch:.2f} | "
-                f"{percentile(r.latencies, 50):.0f} | {percentile(r.latencies, 95):.0f} | "
-                f"{r.failed} |"
-            )
+    for direction, modes in measured.loads.items():
+        for clients in plan.clients:
+            for mode in ("on", "off"):
+                r = modes[mode][clients]
+                lines.append(
+                    f"| {direction} | {clients} | {mode} | {r.images_per_second:.2f} | "
+                    f"{r.mean_batch:.2f} | {percentile(r.latencies, 50):.0f} | "
+                    f"{percentile(r.latencies, 95):.0f} | {r.failed} |"
+                )
     busiest = max(plan.clients)
-    on, off = loads["on"][busiest], loads["off"][busiest]
-    lines += [
-        "",
-        f"With {busiest} clients, batching on answered {on.images_per_second / off.images_per_second:.2f}x "
-        f"the images/s of batching off, at {percentile(on.latencies, 95) / percentile(off.latencies, 95):.2f}x "
-        "its p95 latency.",
-        "",
-    ]
-    return lines
+    lines.append("")
+    for direction, modes in measured.loads.items():
+        on, off = modes["on"][busiest], modes["off"][busiest]
+        lines.append(
+            f"- {direction}, {busiest} clients: batching on answered "
+            f"{on.images_per_second / off.images_per_second:.2f}x the images/s of batching off, "
+            f"at {percentile(on.latencies, 95) / percentile(off.latencies, 95):.2f}x its p95."
+        )
+    return [*lines, ""]
+
+
+def plot_clients(path: Path, plan: Plan, measured: Measured) -> None:
+    """Throughput and p95 latency against clients: one line per direction and batching mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot as plt
+
+    figure, (rates, p95s) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for direction, modes in measured.loads.items():
+        for mode, style in (("on", "-"), ("off", "--")):
+            loads = [modes[mode][clients] for clients in plan.clients]
+            label = f"{direction}, batching {mode}"
+            rates.plot(plan.clients, [r.images_per_second for r in loads], style, marker="o",
+                       label=label)  # fmt: skip
+            p95s.plot(plan.clients, [percentile(r.latencies, 95) for r in loads], style,
+                      marker="o", label=label)  # fmt: skip
+    for axes, title in ((rates, "throughput (images/s)"), (p95s, "p95 latency (ms)")):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(plan.clients, [str(c) for c in plan.clients])
+        axes.set_xlabel("clients posting back to back")
+        axes.set_title(title)
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+    rates.legend(fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def package_folder(models: Path, name: str) -> Path:
+    """The folder under `models` whose model.json names the package `name`."""
+    for manifest in sorted(models.glob("*/model.json")):
+        if json.loads(manifest.read_text()).get("name") == name:
+            return manifest.parent
+    raise FileNotFoundError(f"{models}: no package named {name!r}")
+
+
+def reference_comparison(
+    models: Path, measured: Measured, images: list[Path], workdir: Path, rounds: int
+) -> list[str]:
+    """Section 6: the service as shipped (no settings) against the reference loop."""
+    direction = measured.default
+    package = package_folder(models, measured.described[direction]["model"])
+    server = start_server(models, workdir / "as-shipped")
+    try:
+        wait_until(server, "/readyz", 200)
+        result = reference.compare(
+            package, direction, f"{server.url}/translate/{direction}", images,
+            workdir / "reference", rounds,
+        )  # fmt: skip
+    finally:
+        stop_server(server)
+    source = images[0].parent
+    return reference.comparison_lines(result, direction, f"{source.parent.name}/{source.name}")
 
 
 def machine(load: float) -> str:
@@ -253,6 +331,12 @@ def write_section(path: Path, heading: str, lines: list[str]) -> None:
     path.write_text(text)
 
 
+def default_images(quick: bool) -> Path:
+    """Horse test images: the whole testA where the data set is beside the checkout."""
+    whole = ROOT.parent / "shared" / "data" / "horse2zebra" / "testA"
+    return whole if whole.is_dir() and not quick else ROOT / "tests/fixtures/horse2zebra/testA"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.benchmark", description=__doc__)
     parser.add_argument(
@@ -263,38 +347,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runtime-figures", type=Path, help="JSON from python -m compile benchmark --figures"
     )
+    parser.add_argument("--images", type=Path, help="section 6's images (default: horse testA)")
+    parser.add_argument(
+        "--plot", type=Path, help="section 3's PNG (default: benchmarks-clients.png beside --out)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     plan = QUICK if args.quick else FULL
     figures = json.loads(args.runtime_figures.read_text()) if args.runtime_figures else None
+    image_dir = args.images or default_images(args.quick)
+    images = sorted(p for p in image_dir.iterdir() if p.is_file())
+    plot = args.plot or args.out.parent / "benchmarks-clients.png"
     started = time.time()
     load = os.getloadavg()[0]  # reported: other jobs on this machine slow the figures
     with tempfile.TemporaryDirectory() as tmp:
-        direction, described, loads, person = measure(args.models, plan, figures, Path(tmp))
-    busiest = loads["on"][max(plan.clients)]
+        measured = measure(args.models, plan, figures, Path(tmp))
+        comparison = reference_comparison(
+            args.models, measured, images, Path(tmp), rounds=1 if args.quick else 2
+        )
+    described = measured.described[measured.default]
+    busiest = measured.loads[measured.default]["on"][max(plan.clients)]
     side = figures["size"] if figures else None
     resolution = f"{side}x{side}" if side else "the model's native resolution"
-    model = f"{described['model']} {described['version']}"
+    models = ", ".join(
+        f"{direction} ({d['model']} {d['version']}, {d['backend']} {d['device']} {d['precision']})"
+        for direction, d in measured.described.items()
+    )
     now = datetime.datetime.now(datetime.UTC)
     write_section(args.out, OVERHEAD, [
         OVERHEAD, "",
-        f"Sections 2-4 written by `python -m loadtest.benchmark{' --quick' if args.quick else ''}` "
-        f"on {now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine(load)}. "
-        f"{direction} ({model}, {described['backend']} {described['device']} "
-        f"{described['precision']}); clients post {plan.size}x{plan.size} JPEGs back to back for "
-        f"{plan.seconds:g} s per row, translated at {resolution}; batching on is "
-        f"CYCLEGAN_MAX_BATCH_SIZE={plan.max_batch}.", "",
+        f"Sections 2-4 and 6 written by `python -m loadtest.benchmark"
+        f"{' --quick' if args.quick else ''}` on {now:%Y-%m-%d %H:%M} UTC in "
+        f"{time.time() - started:.0f} s. Machine: {machine(load)}. {models}; clients post "
+        f"{plan.size}x{plan.size} JPEGs back to back for {plan.seconds:g} s per row, translated "
+        f"at {resolution}; batching on is CYCLEGAN_MAX_BATCH_SIZE={plan.max_batch}.", "",
         *overhead_lines(described, busiest, figures),
     ])  # fmt: skip
-    write_section(args.out, BATCHING, [BATCHING, "", *batching_lines(plan, loads)])
+    plot_clients(plot, plan, measured)
+    relative = os.path.relpath(plot, args.out.parent)
+    write_section(args.out, BATCHING, [
+        BATCHING, "", f"![throughput and p95 latency against clients]({relative})", "",
+        *batching_lines(plan, measured),
+    ])  # fmt: skip
     write_section(args.out, PERSON, [
         PERSON, "",
-        f"{plan.person_requests} sequential requests on an idle server (as above): "
-        f"p50 {percentile(person, 50):.0f} ms, p95 {percentile(person, 95):.0f} ms.", "",
+        f"{plan.person_requests} sequential requests on an idle server (as above), per direction:",
+        "",
+        *(
+            f"- {direction}: p50 {percentile(person, 50):.0f} ms, "
+            f"p95 {percentile(person, 95):.0f} ms."
+            for direction, person in measured.person.items()
+        ),
+        "",
     ])  # fmt: skip
-    log.info("wrote sections 2-4 to %s", args.out)
+    write_section(args.out, REFERENCE, [REFERENCE, "", *comparison])
+    log.info("wrote sections 2-4 and 6 to %s, and %s", args.out, plot)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`python -m training train | distill | plot | package | evaluate`: the trainer's CLI."""
+"""`python -m training train | distill | plot | package | evaluate | compare`: the trainer's CLI."""
 
 from __future__ import annotations
 
@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--write-package", action="store_true", help="also store the results in model.json"
     )
+    compare = commands.add_parser(
+        "compare", help="evaluation reports side by side, as a Markdown table"
+    )
+    compare.add_argument(
+        "reports", nargs="+", metavar="[LABEL=]REPORT", help="JSON from python -m training evaluate"
+    )
+    compare.add_argument("--out", type=Path, help="also write the table to this file")
     return parser
 
 
@@ -236,6 +243,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_compare(args: argparse.Namespace) -> int:
+    from training.compare import CompareError, markdown_table, read_reports
+
+    try:
+        table = "\n".join(markdown_table(read_reports(args.reports))) + "\n"
+    except CompareError as error:
+        log.error("%s", error)
+        return 2
+    sys.stdout.write(table)
+    if args.out:
+        args.out.write_text(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -250,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "plot": run_plot,
         "package": run_package,
         "evaluate": run_evaluate,
+        "compare": run_compare,
     }
     try:
         return handlers[args.command](args)

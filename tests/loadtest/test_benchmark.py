@@ -38,6 +38,7 @@ def test_quick_benchmark_runs_every_section(model_dir: Path, tmp_path: Path) -> 
         "## 2. Service overhead",
         "## 3. Batching",
         "## 4. Latency",
+        "## 6. Against the reference loop",
     ):
         assert text.count(heading) == 1
     assert "| 4 | on |" in text and "| 4 | off |" in text
@@ -48,3 +49,8 @@ def test_quick_benchmark_runs_every_section(model_dir: Path, tmp_path: Path) -> 
     assert rows and all(line.endswith("| 0 |") for line in rows)  # no failed requests
     overhead = text.split("## 2.")[1].split("## 3.")[0]
     assert "raw runtime img/s" in overhead and "nan" not in overhead  # the ratio was measured
+    assert "![throughput and p95 latency against clients](benchmarks-clients.png)" in batching
+    assert (tmp_path / "benchmarks-clients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    versus = text.split("## 6.")[1]
+    assert "| reference loop img/s | service img/s |" in versus and "nan" not in versus
+    assert "8 images of horse2zebra/testA" in versus  # the fixtures, in --quick

@@ -1,0 +1,63 @@
+"""`python -m training compare`: evaluation reports side by side."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.__main__ import main
+
+
+def write_report(path: Path, version: str, domain: float, classifier: str = "clf-1") -> Path:
+    figures = {
+        "domain_score": domain, "cycle_psnr_db": 19.5, "cycle_ssim": 0.61,
+        "classifier_fid": 42.0, "judgement": {"verdict": "weak", "failed": []},
+    }  # fmt: skip
+    report = {
+        "package": "horse2zebra", "version": version,
+        "classifier": {"file": classifier, "test_accuracy": 0.94, "test_correct": 47,
+                       "test_images": 50},
+        "directions": {"horse2zebra": figures, "zebra2horse": {**figures, "domain_score": 0.1}},
+    }  # fmt: skip
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_compare_prints_each_direction_with_every_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = write_report(tmp_path / "first.json", "1+step10", 0.5)
+    second = write_report(tmp_path / "b.json", "1+step20", 0.75)
+    out = tmp_path / "table.md"
+    assert main(["compare", str(first), f"grown={second}", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == out.read_text()
+    rows = [line for line in printed.splitlines() if line.startswith("| horse2zebra")]
+    assert rows == [
+        "| horse2zebra | first | 1+step10 | 0.500 | 19.50 | 0.610 | 42.0 | weak |",
+        "| horse2zebra | grown | 1+step20 | 0.750 | 19.50 | 0.610 | 42.0 | weak |",
+    ]
+    assert printed.count("| zebra2horse |") == 2
+    assert "47/50 (0.940)" in printed
+
+
+def test_compare_refuses_reports_of_different_classifiers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = write_report(tmp_path / "a.json", "1", 0.5, classifier="clf-1")
+    second = write_report(tmp_path / "b.json", "2", 0.5, classifier="clf-2")
+    assert main(["compare", str(first), str(second)]) == 2
+    assert "different domain classifiers (clf-1, clf-2)" in caplog.text
+
+
+def test_compare_refuses_what_is_not_a_report(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2")
+    assert main(["compare", str(junk)]) == 2
+    assert "not a readable report" in caplog.text
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    assert main(["compare", str(other)]) == 2
+    assert "not a report of python -m training evaluate" in caplog.text

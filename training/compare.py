@@ -1,0 +1,71 @@
+"""Compare evaluation reports side by side: `python -m training compare [LABEL=]REPORT.json ...`.
+
+Prints a Markdown table, one block of rows per direction, so that each model's domain score is
+read next to its cycle PSNR/SSIM and classifier-FID (no one figure decides). Reports are only
+comparable when one domain classifier scored them all: a report made with another classifier
+is refused, naming both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class CompareError(Exception):
+    """Reports that cannot be compared."""
+
+
+@dataclass(frozen=True)
+class Report:
+    label: str
+    data: dict[str, Any]
+
+
+def read_reports(arguments: list[str]) -> list[Report]:
+    """`LABEL=path` or `path` (labelled by its file name without .json)."""
+    reports = []
+    for argument in arguments:
+        label, _, path = argument.rpartition("=")
+        file = Path(path)
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, ValueError) as error:
+            raise CompareError(f"{file}: not a readable report ({error})") from None
+        if "directions" not in data or "classifier" not in data:
+            raise CompareError(f"{file}: not a report of python -m training evaluate")
+        reports.append(Report(label or file.stem, data))
+    classifiers = {r.data["classifier"]["file"] for r in reports}
+    if len(classifiers) > 1:
+        raise CompareError(
+            "the reports were scored by different domain classifiers "
+            f"({', '.join(sorted(classifiers))}): their domain scores do not compare"
+        )
+    return reports
+
+
+def markdown_table(reports: list[Report]) -> list[str]:
+    directions = list(dict.fromkeys(d for r in reports for d in r.data["directions"]))
+    classifier = reports[0].data["classifier"]
+    lines = [
+        f"Domain classifier: {classifier['test_correct']}/{classifier['test_images']} "
+        f"({classifier['test_accuracy']:.3f}) of the real test images right.",
+        "",
+        "| direction | model | version | domain score | cycle PSNR dB | cycle SSIM | "
+        "classifier-FID | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for direction in directions:
+        for report in reports:
+            figures = report.data["directions"].get(direction)
+            if figures is None:
+                continue
+            lines.append(
+                f"| {direction} | {report.label} | {report.data['version']} | "
+                f"{figures['domain_score']:.3f} | {figures['cycle_psnr_db']:.2f} | "
+                f"{figures['cycle_ssim']:.3f} | {figures['classifier_fid']:.1f} | "
+                f"{figures['judgement']['verdict']} |"
+            )
+    return lines
