@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--load-size", type=int, help="shorter side before cropping (256)")
     distill.add_argument("--precision", choices=["auto", "fp32", "bf16"])
     distill.add_argument("--max-minutes", type=float, help="stop and package after this long")
+    distill.add_argument(
+        "--init-from", type=Path, help="an earlier student package to continue from (same size)"
+    )
     distill.add_argument("--log-every", type=int)
+    distill.add_argument("--lr", type=float, help="Adam's learning rate (2e-4)")
 
     plot = commands.add_parser("plot", help="draw RUN/metrics.jsonl as RUN/curves.png")
     plot.add_argument("run", type=Path, help="a run folder, or a model package (it keeps the log)")
@@ -187,7 +191,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
     fields = (
         "teacher", "data", "arch", "ngf", "n_blocks", "steps", "suffix", "image_size",
-        "load_size", "precision", "max_minutes", "log_every",
+        "load_size", "precision", "max_minutes", "log_every", "init_from", "lr",
     )  # fmt: skip
     values = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     distill(DistillConfig.model_validate(values), args.out, args.argv)

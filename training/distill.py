@@ -61,6 +61,7 @@ class DistillConfig(BaseModel):
     lambda_l1: float = Field(10.0, ge=0)
     lambda_features: float = Field(1.0, ge=0)
     max_minutes: float | None = Field(None, gt=0)
+    init_from: Path | None = None  # a student package to continue from (same arch and size)
     precision: str = Field("fp32", pattern="^(auto|fp32|bf16)$")
     log_every: int = Field(50, ge=1)
     seed: int = 0
@@ -130,6 +131,9 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             parameter.requires_grad_(False)
         channels = teacher_package.direction(name).generator.ngf * 4
         students[key] = Student(student_config, channels).to(device)
+    grown_from = None
+    if config.init_from is not None:
+        grown_from = load_students(config.init_from, students, names, student_config, config.suffix)
     parameters = [p for student in students.values() for p in student.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.5, 0.999))
     # constant for the first half, then a linear decay to 0
@@ -177,12 +181,40 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             if budget.spent(runtime):
                 log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
                 break
-    return write_student(config, teacher_package, student_config, students, run, step, command)
+    return write_student(
+        config, teacher_package, student_config, students, run, step, command, grown_from
+    )
+
+
+def load_students(
+    path: Path, students: dict[str, Student], names: dict[str, str],
+    student_config: GeneratorConfig, suffix: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Start each student from an earlier student package; what it grew from, for model.json.
+
+    The package must hold the same directions (with `suffix`) and the same generator; the
+    adapters onto the teacher start fresh, as the teacher may be a newer one."""
+    package = load_package(path)
+    for key, name in names.items():
+        spec = package.direction(name + suffix)  # a clear error for another pair or suffix
+        if spec.generator != student_config:
+            raise ValueError(
+                f"{path}: {name + suffix} is {spec.generator}, but this student is "
+                f"{student_config}; pass the same --arch, --ngf and --n-blocks"
+            )
+        students[key].generator.load_state_dict(package.load_generator(name + suffix).state_dict())
+    log.info("students start from %s %s", package.name, package.manifest.version)
+    return {
+        "name": package.name,
+        "version": package.manifest.version,
+        "steps": package.manifest.training.get("steps"),
+    }
 
 
 def write_student(
     config: DistillConfig, teacher: ModelPackage, student_config: GeneratorConfig,
     students: dict[str, Student], run: Path, steps: int, command: list[str],
+    grown_from: dict[str, Any] | None = None,
 ) -> ModelPackage:  # fmt: skip
     teacher_config = next(iter(teacher.manifest.directions.values())).generator
     native = next(iter(teacher.manifest.directions.values())).native_resolution
@@ -190,8 +222,10 @@ def write_student(
         "trainer": "python -m training distill",
         "commands": [["python -m training", *command]],
         "config": {**config.model_dump(mode="json"), "teacher": config.teacher.name,
-                   "data": config.data.name},
+                   "data": config.data.name,
+                   "init_from": config.init_from.name if config.init_from else None},
         "steps": steps,
+        "init_from": grown_from,
         "distilled_from": {
             "name": teacher.name,
             "version": teacher.manifest.version,

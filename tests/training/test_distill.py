@@ -101,3 +101,45 @@ def test_distill_refuses_a_missing_teacher(tiny_data: Path, tmp_path: Path, capl
         "--out", str(tmp_path / "s"),
     ])  # fmt: skip
     assert code == 2 and "not a directory" in caplog.text
+
+
+def test_distill_continues_from_a_student_and_refuses_one_of_another_size(
+    tiny_data: Path, teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    common = [
+        "distill", "--teacher", str(teacher), "--data", str(tiny_data), "--ngf", "4",
+        "--n-blocks", "2", "--image-size", "32", "--load-size", "36",
+    ]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "first"), "--steps", "30"]) == 0
+    first = tmp_path / "first" / "package"
+    # a learning rate too small to move the weights: the second run starts where the first ended
+    grown = tmp_path / "grown"
+    argv = [
+        *common,
+        "--out",
+        str(grown),
+        "--steps",
+        "1",
+        "--lr",
+        "1e-12",
+        "--init-from",
+        str(first),
+    ]
+    assert main(argv) == 0
+    before = load_package(first).load_generator("a2b-fast").state_dict()
+    after = load_package(grown / "package").load_generator("a2b-fast").state_dict()
+    for name, value in before.items():
+        torch.testing.assert_close(after[name], value, rtol=0, atol=1e-6)
+    training = load_package(grown / "package").manifest.training
+    assert training["init_from"] == {
+        "name": "a2b-fast",
+        "version": load_package(first).manifest.version,
+        "steps": 30,
+    }
+    assert training["config"]["init_from"] == "package"  # by name, not this machine's path
+    # a student of another size is refused, saying what differs
+    wider = [*common, "--ngf", "8", "--out", str(tmp_path / "wider"), "--steps", "1"]
+    assert main([*wider, "--init-from", str(first)]) == 2
+    assert "ngf=4" in caplog.text and "ngf=8" in caplog.text
+    assert "pass the same --arch, --ngf and --n-blocks" in caplog.text
+    assert not (tmp_path / "wider" / "package").exists()
