@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cyclegan.generator_config import SIZE_MULTIPLE
-from cyclegan.imaging import split_alpha
+from cyclegan.imaging import served_resolution, split_alpha
 from serving.errors import ServiceError
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -125,7 +125,7 @@ def decode(
 def working_size(requested: int | None, native: int, max_resolution: int) -> int:
     """The canvas side: the model's native resolution unless the request asks (within limits)."""
     if requested is None:
-        return native - native % SIZE_MULTIPLE
+        return served_resolution(native)
     if requested < 32 or requested > max_resolution or requested % SIZE_MULTIPLE:
         raise ServiceError(
             400,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan.backends import Backend, BackendUnavailable, create_backend
+from cyclegan.imaging import served_resolution
 from cyclegan.package import PackageError, load_package
 from serving.prometheus import BATCH_SIZE, INFERENCE_TIME, QUEUE_WAIT
 from serving.settings import ServiceSettings
@@ -79,7 +80,7 @@ class ModelRegistry:
                 log.error("model package %s cannot be served: %s", folder, error)
         if warm_up:
             for info in registry.directions.values():
-                size = info.native_resolution - info.native_resolution % 4
+                size = served_resolution(info.native_resolution)
                 started = time.perf_counter()
                 info.backend.translate(np.zeros((1, 3, size, size), np.float32))
                 log.info("%s warmed up in %.2f s", info.direction, time.perf_counter() - started)

@@ -25,8 +25,7 @@ from torch import Tensor
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from cyclegan.generator import SIZE_MULTIPLE
-from cyclegan.imaging import image_grid, image_to_tensor
+from cyclegan.imaging import image_grid, image_to_tensor, served_resolution
 from cyclegan.package import ModelPackage
 from training.classifier import TrainedClassifier
 from training.data import DataError, load_image, scan_folder
@@ -139,8 +138,7 @@ def evaluate_package(
         return loaded[(folder, size)]
 
     for name, direction in package.manifest.directions.items():
-        size = resolution or direction.native_resolution
-        size -= size % SIZE_MULTIPLE
+        size = served_resolution(resolution or direction.native_resolution)
         source_folder = data / f"test{sides[direction.source]}"
         target_folder = data / f"test{sides[direction.target]}"
         source = test_images(source_folder, size)
