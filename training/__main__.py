@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         "horse, the horse must keep traces of the stripes: the reason zebra2horse keeps them. "
         "A lower weight (e.g. 5) lets it remove them, at some cost to that cycle's fidelity",
     )  # fmt: skip
+    train.add_argument(
+        "--d-warmup-steps", type=int, metavar="N",
+        help="train only the discriminators for the first N steps. A package carries no "
+        "discriminators, so --init-from starts fresh ones; until they learn, the cycle and "
+        "identity losses alone pull the generators back toward copying their input",
+    )  # fmt: skip
     train.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=None)
     for flag, kind in TRAIN_FLAGS.items():
         train.add_argument(f"--{flag}", type=kind)
@@ -169,6 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
         upsample=args.upsample,
         d_norm=args.d_norm,
         lambda_cycle_b=args.lambda_cycle_b,
+        d_warmup_steps=args.d_warmup_steps,
         diffaugment=args.diffaugment,
         flip=args.flip,
     )

@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
         (), description="DiffAugment policy for the discriminators' inputs, e.g. color,translation"
     )
     pool_size: int = Field(50, ge=0)
+    d_warmup_steps: int = Field(
+        0, ge=0, description="first steps that train only the discriminators (after init_from)"
+    )
     # optimisation
     batch_size: int = Field(1, ge=1, description="per process")
     lr: float = Field(2e-4, gt=0)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -25,40 +27,26 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 def train_step(
     batch: dict[str, Tensor], state: TrainState, config: TrainConfig, runtime: Runtime
 ) -> dict[str, float]:
-    """One generator update then one discriminator update; returns the losses."""
+    """One generator update then one discriminator update; returns the losses.
+
+    For the first `config.d_warmup_steps` steps only the discriminators learn (see the flag)."""
     real_a = batch["a"].to(runtime.device, non_blocking=True)
     real_b = batch["b"].to(runtime.device, non_blocking=True)
-    use_identity = config.lambda_identity > 0
     discriminators = state.discriminators
-    lambda_cycle_b = config.lambda_cycle if config.lambda_cycle_b is None else config.lambda_cycle_b
 
     def augment(x: Tensor) -> Tensor:  # what every discriminator input goes through
         return diff_augment(x, config.diffaugment)
 
-    # Generators: fool both discriminators, reconstruct through the cycle, keep identity.
-    set_requires_grad(discriminators, False)
-    state.optimizer_g.zero_grad(set_to_none=True)
-    with runtime.autocast():
-        out = state.generators_train(real_a, real_b, use_identity)
-        loss_gan = generator_gan_loss(
-            config.gan_loss, discriminators.discriminator_b(augment(out["fake_b"]))
-        ) + generator_gan_loss(
-            config.gan_loss, discriminators.discriminator_a(augment(out["fake_a"]))
+    if state.step < config.d_warmup_steps:
+        # Warm-up: the generators hold still while fresh discriminators learn their fakes.
+        with torch.no_grad(), runtime.autocast():
+            out = state.generators_train(real_a, real_b, False)
+        nan = torch.tensor(float("nan"))
+        loss_g = loss_gan = loss_cycle = loss_identity = nan  # logged as "not trained"
+    else:
+        out, loss_g, loss_gan, loss_cycle, loss_identity = generator_update(
+            real_a, real_b, state, config, runtime, augment
         )
-        loss_cycle = (
-            cycle_loss(real_a, out["rec_a"]) * config.lambda_cycle
-            + cycle_loss(real_b, out["rec_b"]) * lambda_cycle_b
-        )
-        if use_identity:
-            loss_identity = (
-                identity_loss(real_b, out["same_b"]) + identity_loss(real_a, out["same_a"])
-            ) * (config.lambda_cycle * config.lambda_identity)
-        else:
-            loss_identity = torch.zeros((), device=runtime.device)
-        loss_g = loss_gan + loss_cycle + loss_identity
-    state.scaler_g.scale(loss_g).backward()
-    state.scaler_g.step(state.optimizer_g)
-    state.scaler_g.update()
 
     # Discriminators: real vs fakes drawn from the history pools.
     set_requires_grad(discriminators, True)
@@ -84,3 +72,38 @@ def train_step(
         "loss_G_identity": float(loss_identity.detach()),
         "loss_D": float(loss_d.detach()),
     }
+
+
+def generator_update(
+    real_a: Tensor, real_b: Tensor, state: TrainState, config: TrainConfig, runtime: Runtime,
+    augment: Callable[[Tensor], Tensor],
+) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """The generators' step: fool both discriminators, reconstruct the cycle, keep identity."""
+    use_identity = config.lambda_identity > 0
+    discriminators = state.discriminators
+    lambda_cycle_b = config.lambda_cycle if config.lambda_cycle_b is None else config.lambda_cycle_b
+    set_requires_grad(discriminators, False)
+    state.optimizer_g.zero_grad(set_to_none=True)
+    with runtime.autocast():
+        out = state.generators_train(real_a, real_b, use_identity)
+        loss_gan = generator_gan_loss(
+            config.gan_loss, discriminators.discriminator_b(augment(out["fake_b"]))
+        ) + generator_gan_loss(
+            config.gan_loss, discriminators.discriminator_a(augment(out["fake_a"]))
+        )
+        loss_cycle = (
+            cycle_loss(real_a, out["rec_a"]) * config.lambda_cycle
+            + cycle_loss(real_b, out["rec_b"]) * lambda_cycle_b
+        )
+        if use_identity:
+            loss_identity = (
+                identity_loss(real_b, out["same_b"]) + identity_loss(real_a, out["same_a"])
+            ) * (config.lambda_cycle * config.lambda_identity)
+        else:
+            loss_identity = torch.zeros((), device=runtime.device)
+        loss_g = loss_gan + loss_cycle + loss_identity
+    state.scaler_g.scale(loss_g).backward()
+    state.scaler_g.step(state.optimizer_g)
+    state.scaler_g.update()
+
+    return out, loss_g, loss_gan, loss_cycle, loss_identity

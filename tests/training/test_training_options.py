@@ -136,6 +136,32 @@ def test_lambda_cycle_b_weights_only_the_b_cycle(tiny_data: Path) -> None:
     assert doubled_b == pytest.approx(both + (both - only_a), rel=1e-4)
 
 
+def test_d_warmup_trains_only_the_discriminators_then_both(tiny_data: Path) -> None:
+    config = tiny_config(tiny_data, d_warmup_steps=2)
+    runtime = Runtime(torch.device("cpu"), None, 0, 1)
+    state = build_state(config, runtime.device, False, 0)
+
+    def snapshot() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return (
+            [p.detach().clone() for p in state.generators.parameters()],
+            [p.detach().clone() for p in state.discriminators.parameters()],
+        )
+
+    def moved(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+        return any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+    batch = first_batch(config)
+    for _ in range(2):  # warm-up: the generators hold still, the discriminators learn
+        g, d = snapshot()
+        losses = train_step(batch, state, config, runtime)
+        assert not moved(g, state.generators) and moved(d, state.discriminators)
+        assert math.isnan(losses["loss_G"]) and math.isfinite(losses["loss_D"])
+    g, d = snapshot()  # then both, as usual
+    losses = train_step(batch, state, config, runtime)
+    assert moved(g, state.generators) and moved(d, state.discriminators)
+    assert all(math.isfinite(v) for v in losses.values())
+
+
 def test_max_minutes_stops_checkpoints_and_packages(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     # a budget of ~0 minutes: the first step ends it, by the same path as a finished run
