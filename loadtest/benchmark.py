@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     plan = QUICK if args.quick else FULL
     figures = json.loads(args.runtime_figures.read_text()) if args.runtime_figures else None
     image_dir = args.images or default_images(args.quick)
