@@ -4,7 +4,7 @@
 
 The device tool copies the working tree, at most 64 MiB in all, and the repository is about
 23 MiB of it; horse2zebra's train folders are 107 MB of JPEG. Re-encoded as WebP at quality 70
-(256x256 images) they take about 33 MiB, which leaves room for the wheels the device lacks.
+(256x256 images) they take 31 MiB, which leaves room for the wheels the device lacks.
 Only trainA and trainB are packed: evaluation runs back here on the full test sets.
 Refuses, writing nothing, when the result would exceed the budget.
 """
@@ -69,6 +69,7 @@ def pack(data: Path, out: Path, quality: int, budget_bytes: int) -> dict[str, in
                 counts[split] += 1
         if out.exists():
             shutil.rmtree(out)
+        staging.chmod(0o755)  # mkdtemp makes it private
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

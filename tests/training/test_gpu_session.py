@@ -24,6 +24,7 @@ def test_bundle_packs_train_folders_as_webp_and_skips_junk(tiny_data: Path, tmp_
     counts = pack(tiny_data, out, quality=70, budget_bytes=2**20)
     assert counts == {"trainA": 6, "trainB": 5}
     assert sorted(p.name for p in out.iterdir()) == ["trainA", "trainB"]  # no test folders
+    assert out.stat().st_mode & 0o777 == 0o755
     for file in (out / "trainB").iterdir():
         with Image.open(file) as image:
             assert image.format == "WEBP" and image.mode == "RGB"
