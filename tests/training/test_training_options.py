@@ -295,3 +295,17 @@ def test_fp16_weights_halve_the_package_and_keep_onnx_parity(
     assert compile_main(["onnx", "--package", str(half)]) == 0
     onnx = load_package(half).direction("a2b").onnx
     assert onnx is not None and onnx.max_abs_error <= 1e-4
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(tmp_path: Path) -> None:
+    from training.runtime import cpu_has_bf16, pick_autocast
+
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor : 0\nflags : fpu sse avx512f avx512_bf16 avx512vl\n")
+    older = tmp_path / "older"
+    older.write_text("processor : 0\nflags : fpu sse avx2 avx512f\n")
+    assert cpu_has_bf16(zen4) and not cpu_has_bf16(older)
+    assert not cpu_has_bf16(tmp_path / "absent")
+    cpu = torch.device("cpu")
+    assert pick_autocast("auto", cpu) == (torch.bfloat16 if cpu_has_bf16() else None)
+    assert pick_autocast("fp32", cpu) is None and pick_autocast("bf16", cpu) == torch.bfloat16
