@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/horse2zebra
 
-.PHONY: setup lock serve test lint format train train-data gpu-bundle loadtest bench bench-quick soak container-test
+.PHONY: setup lock serve test lint format train train-data gpu-bundle loadtest bench bench-quick profile soak container-test
 
 # Everything (the dev extra) at the versions in the lock file; see pyproject.toml for the extras.
 $(STAMP): pyproject.toml requirements/lock.txt
@@ -84,6 +84,10 @@ bench: setup
 	$(PY) -m compile benchmark --out BENCHMARKS.md --figures runs/bench/runtimes.json \
 		$(if $(wildcard $(DATA)/trainA),--calibration $(DATA))
 	$(PY) -m loadtest.benchmark --out BENCHMARKS.md --runtime-figures runs/bench/runtimes.json
+
+# Where a saturated server spends its CPU (py-spy and the OS), as section 7 of BENCHMARKS.md.
+profile: setup
+	$(PY) -m loadtest.profile --out BENCHMARKS.md
 
 bench-quick: setup
 	$(PY) -m compile benchmark --quick --out runs/BENCHMARKS-quick.md --figures runs/bench-quick/runtimes.json
