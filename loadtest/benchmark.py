@@ -215,7 +215,7 @@ def overhead_lines(
         f"`python -m compile benchmark` at {figures['measured_at']}:", "",
         f"| service img/s | raw runtime img/s | ratio (target >= {OVERHEAD_TARGET}) |",
         "|---|---|---|",
-        f"| {busiest.images_per_second:.2f} | {raw[nearest]:.2f} | {ratio:.2f} |", "",
+        f"| {busiest.images_per_second:.2f} | {raw[nearest]:.2f} | {ratio:.3f} |", "",
         f"The ratio {verdict} the target.", "",
     ]  # fmt: skip
 

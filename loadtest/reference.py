@@ -139,7 +139,7 @@ def comparison_lines(result: Comparison, direction: str, source: str) -> list[st
         "| reference loop img/s | service img/s | ratio (target >= 1.5) |",
         "|---|---|---|",
         f"| {max(result.loop_images_per_second):.2f} | "
-        f"{max(result.service_images_per_second):.2f} | {result.ratio:.2f} |", "",
+        f"{max(result.service_images_per_second):.2f} | {result.ratio:.3f} |", "",
         f"The ratio {verdict} the target.", "",
     ]  # fmt: skip
 

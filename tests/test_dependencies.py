@@ -110,6 +110,8 @@ STAGES = {
     "compile": "compile",
     "loadtest": "loadtest",
     "loadtest/benchmark.py": "dev",  # starts the service it measures (bentoml, serving)
+    "loadtest/reference.py": "dev",  # the benchmark's yardstick: the generator in PyTorch
+    "loadtest/profile.py": "dev",  # starts the service and samples it (psutil, py-spy)
     "deploy/container_test.py": "dev",
     "tests": "dev",
 }
