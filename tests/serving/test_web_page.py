@@ -122,6 +122,9 @@ def test_an_older_answer_never_replaces_a_newer_one(page: Any) -> None:
 
 def test_the_file_picker_is_reachable_by_keyboard(page: Any) -> None:
     """Before: the picker was a <label> for a hidden input: Tab never reached it."""
+    # Playwright turns file-chooser interception on, without waiting, when the first listener
+    # is added: add one now, so that it is on long before Enter (else a race: no event).
+    page.on("filechooser", lambda chooser: None)
     open_page(page)
     for _ in range(12):
         page.keyboard.press("Tab")
