@@ -39,6 +39,7 @@ from training.data import ResumableSampler, UnpairedDataset, scan_folder
 from training.plot import LOG_NAME
 from training.runtime import Runtime, pick_autocast, pick_device
 from training.stopping import TimeBudget
+from training.warm_start import grown_from
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,11 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             parameter.requires_grad_(False)
         channels = teacher_package.direction(name).generator.ngf * 4
         students[key] = Student(student_config, channels).to(device)
-    grown_from = None
+    started_from = None
     if config.init_from is not None:
-        grown_from = load_students(config.init_from, students, names, student_config, config.suffix)
+        started_from = load_students(
+            config.init_from, students, names, student_config, config.suffix
+        )
     parameters = [p for student in students.values() for p in student.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.5, 0.999))
     # constant for the first half, then a linear decay to 0
@@ -182,7 +185,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
                 log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
                 break
     return write_student(
-        config, teacher_package, student_config, students, run, step, command, grown_from
+        config, teacher_package, student_config, students, run, step, command, started_from
     )
 
 
@@ -204,17 +207,13 @@ def load_students(
             )
         students[key].generator.load_state_dict(package.load_generator(name + suffix).state_dict())
     log.info("students start from %s %s", package.name, package.manifest.version)
-    return {
-        "name": package.name,
-        "version": package.manifest.version,
-        "steps": package.manifest.training.get("steps"),
-    }
+    return grown_from(package)
 
 
 def write_student(
     config: DistillConfig, teacher: ModelPackage, student_config: GeneratorConfig,
     students: dict[str, Student], run: Path, steps: int, command: list[str],
-    grown_from: dict[str, Any] | None = None,
+    started_from: dict[str, Any] | None = None,
 ) -> ModelPackage:  # fmt: skip
     teacher_config = next(iter(teacher.manifest.directions.values())).generator
     native = next(iter(teacher.manifest.directions.values())).native_resolution
@@ -225,7 +224,7 @@ def write_student(
                    "data": config.data.name,
                    "init_from": config.init_from.name if config.init_from else None},
         "steps": steps,
-        "init_from": grown_from,
+        "init_from": started_from,
         "distilled_from": {
             "name": teacher.name,
             "version": teacher.manifest.version,

@@ -79,9 +79,13 @@ def init_generators_from(
         copy_generator(package.load_generator(key), net)
     upsample_from = {d.generator.upsample for d in package.manifest.directions.values()}
     log.info("generators start from %s %s", package.name, package.manifest.version)
+    return {**grown_from(package), "upsample_converted": sorted(upsample_from) != [config.upsample]}
+
+
+def grown_from(package: ModelPackage) -> dict[str, Any]:
+    """What model.json records of the package a run started from."""
     return {
         "name": package.name,
         "version": package.manifest.version,
         "steps": package.manifest.training.get("steps"),
-        "upsample_converted": sorted(upsample_from) != [config.upsample],
     }
