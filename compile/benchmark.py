@@ -17,8 +17,6 @@ import datetime
 import json
 import logging
 import os
-import platform
-import re
 import shutil
 import tempfile
 import time
@@ -41,6 +39,7 @@ from cyclegan.backends import (
     create_backend,
     cuda_available,
 )
+from cyclegan.benchmarks_file import machine, write_section
 from cyclegan.generator import GeneratorConfig, build_generator, count_macs, init_weights
 from cyclegan.package import Int8Info, ModelPackage, load_package, write_package
 
@@ -188,37 +187,6 @@ def findings(rows: list[Row]) -> list[str]:
     return lines
 
 
-def machine(load: float) -> str:
-    import onnxruntime
-
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").is_file():
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1) if found else cpu
-    return (
-        f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the start: "
-        f"other jobs share them); Python {platform.python_version()}, "
-        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
-    )
-
-
-def write_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Replace the section of `path` whose heading starts with `heading` (or append it).
-
-    A section runs from its `## ` heading to the next one; the rest of the file is kept.
-    """
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    section = "\n".join(lines).rstrip() + "\n"
-    found = re.search(rf"^{re.escape(heading)}.*?(?=^## |\Z)", text, re.M | re.S)
-    if found:
-        rest = text[found.end() :]
-        text = text[: found.start()] + section + ("\n" + rest if rest else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def with_int8(package: ModelPackage, calibration: Path, plan: Plan) -> str:
     """Quantize the package unless it has INT8 graphs; say what its graphs measured."""
 
@@ -262,11 +230,12 @@ def run(
     peak = max(peak, matmul_gflops(plan.seconds))
     log.info("fp32 matmul peak: %.1f GFLOP/s", peak)
     config = plan.big_config
+    host = machine(load, ["torch", "onnxruntime"])
     now = datetime.datetime.now(datetime.UTC)
     lines = [
         f"{HEADING} ({plan.size}x{plan.size})", "",
         f"Written by `python -m compile benchmark{' --quick' if quick else ''}` on "
-        f"{now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {machine(load)}.", "",
+        f"{now:%Y-%m-%d %H:%M} UTC in {time.time() - started:.0f} s. Machine: {host}.", "",
         f"default = {default.name} {default.manifest.version}; resnet9 = ResNet ngf {config.ngf} x "
         f"{config.n_blocks} blocks (random weights). The rows of one model are timed interleaved, "
         f"{plan.seconds:g} s each per batch size. fp32 matmul rate measured in this run (the "

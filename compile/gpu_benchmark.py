@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compile.benchmark import private_copy, random_package, write_section
+from compile.benchmark import private_copy, random_package
 from compile.onnx_export import export_onnx_graphs, psnr_db
 from compile.timing import rates
 from cyclegan.backends import Backend, create_backend
+from cyclegan.benchmarks_file import write_section
 from cyclegan.generator import GeneratorConfig, count_macs
 from cyclegan.package import ModelPackage, load_package
 

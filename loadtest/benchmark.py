@@ -11,7 +11,8 @@ measures, as a client only:
    drawn as a PNG beside BENCHMARKS.md (`--plot`);
 4. latency for a person: p50/p95 of one request on an idle server, each model;
 6. the service as shipped (4 clients) against the reference CycleGAN's test loop, files in and
-   files out on real test images (`loadtest/reference.py`; the loop runs in its own process).
+   files out on real test images (`loadtest/reference.py`; the loop runs in its own process),
+   and, where the shipped service runs an INT8 graph, the service on the fp32 graph too.
 Writes those sections of BENCHMARKS.md (other sections stay as they are). `--quick` runs every
 section on tiny sizes (the test suite does, so this code cannot rot).
 """
@@ -25,7 +26,6 @@ import io
 import json
 import logging
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -38,6 +38,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from cyclegan.benchmarks_file import machine, write_section
 from loadtest import reference
 from loadtest.server import ROOT, start_server, stop_server, wait_until
 
@@ -286,49 +287,28 @@ def package_folder(models: Path, name: str) -> Path:
 def reference_comparison(
     models: Path, measured: Measured, images: list[Path], workdir: Path, rounds: int
 ) -> list[str]:
-    """Section 6: the service as shipped (no settings) against the reference loop."""
+    """Section 6: the service as shipped against the reference loop, and, where the shipped
+    service runs another precision (INT8), the service on the fp32 graph: the loop's numbers."""
     direction = measured.default
     package = package_folder(models, measured.described[direction]["model"])
-    server = start_server(models, workdir / "as-shipped")
-    try:
-        wait_until(server, "/readyz", 200)
-        result = reference.compare(
-            package, direction, f"{server.url}/translate/{direction}", images,
-            workdir / "reference", rounds,
-        )  # fmt: skip
-    finally:
-        stop_server(server)
+    results: dict[str, reference.Comparison] = {}
+    for name, settings in (("as-shipped", {}), ("fp32", {"CYCLEGAN_PRECISION": "fp32"})):
+        server = start_server(models, workdir / name, settings)
+        try:
+            wait_until(server, "/readyz", 200)
+            served = httpx.get(f"{server.url}/directions").json()["directions"][direction]
+            runtime = f"{served['backend']} {served['device']} {served['precision']}"
+            if settings and served["precision"] == measured.described[direction]["precision"]:
+                break  # as shipped is already fp32: nothing more to compare
+            label = "as shipped" if not settings else "fp32 graph (the loop's arithmetic)"
+            results[f"{label}: {runtime}"] = reference.compare(
+                package, direction, f"{server.url}/translate/{direction}", images,
+                workdir / f"reference-{name}", rounds,
+            )  # fmt: skip
+        finally:
+            stop_server(server)
     source = images[0].parent
-    return reference.comparison_lines(result, direction, f"{source.parent.name}/{source.name}")
-
-
-def machine(load: float) -> str:
-    import bentoml
-    import onnxruntime
-
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").is_file():
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1) if found else cpu
-    return (
-        f"{cpu}, {os.cpu_count()} cores (load average {load:.1f} at the start: "
-        f"other jobs share them); Python {platform.python_version()}, "
-        f"onnxruntime {onnxruntime.__version__}, bentoml {bentoml.__version__}"
-    )
-
-
-def write_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Replace the section of `path` whose heading starts with `heading` (or append it)."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    section = "\n".join(lines).rstrip() + "\n"
-    found = re.search(rf"^{re.escape(heading)}.*?(?=^## |\Z)", text, re.M | re.S)
-    if found:
-        rest = text[found.end() :]
-        text = text[: found.start()] + section + ("\n" + rest if rest else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    return reference.comparison_lines(results, direction, f"{source.parent.name}/{source.name}")
 
 
 def default_images(quick: bool) -> Path:
@@ -376,12 +356,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{direction} ({d['model']} {d['version']}, {d['backend']} {d['device']} {d['precision']})"
         for direction, d in measured.described.items()
     )
+    host = machine(load, ["onnxruntime", "bentoml"])
     now = datetime.datetime.now(datetime.UTC)
     write_section(args.out, OVERHEAD, [
         OVERHEAD, "",
         f"Sections 2-4 and 6 written by `python -m loadtest.benchmark"
         f"{' --quick' if args.quick else ''}` on {now:%Y-%m-%d %H:%M} UTC in "
-        f"{time.time() - started:.0f} s. Machine: {machine(load)}. {models}; clients post "
+        f"{time.time() - started:.0f} s. Machine: {host}. {models}; clients post "
         f"{plan.size}x{plan.size} JPEGs back to back for {plan.seconds:g} s per row, translated "
         f"at {resolution}; batching on is CYCLEGAN_MAX_BATCH_SIZE={plan.max_batch}.", "",
         *overhead_lines(described, busiest, figures),

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.benchmark import default_images, load, write_section
+from cyclegan.benchmarks_file import write_section
+from loadtest.benchmark import default_images, load
 from loadtest.server import ROOT, start_server, stop_server, wait_until
 
 log = logging.getLogger("loadtest.profile")

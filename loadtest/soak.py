@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from cyclegan.benchmarks_file import write_section
 from loadtest.server import ROOT, Server, start_server, stop_server, wait_until
 
 log = logging.getLogger("loadtest.soak")
@@ -349,19 +350,6 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
-def write_section(path: Path, lines: list[str]) -> None:
-    """Replace (or append) this script's own section of BENCHMARKS.md."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = HEADING + "\n\n" + "\n".join(lines).rstrip() + "\n"
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.soak", description=__doc__)
     parser.add_argument("--models", type=Path, default=ROOT / "models")
@@ -397,7 +385,7 @@ def main() -> int:
         "",
     ]
     if args.out:
-        write_section(args.out, header + lines)
+        write_section(args.out, HEADING, [HEADING, "", *header, *lines])
         log.info("wrote %s", args.out)
     return 0
 

@@ -63,6 +63,7 @@ class ModelRegistry:
                         settings.device,
                         settings.threads,
                         settings.precision,
+                        spin=settings.thread_spinning,
                     )
                     registry.directions[name] = DirectionInfo(
                         name,

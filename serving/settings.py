@@ -65,6 +65,11 @@ class ServiceSettings(BaseSettings):
     # processes and threads
     workers: int = Field(1, ge=1, description="generator processes")
     threads: int | None = Field(None, ge=1, description="inference threads per process")
+    thread_spinning: bool = Field(
+        False,
+        description="ONNX Runtime's idle inference threads spin (off: they sleep, leaving the "
+        "cores to the other directions' sessions and the front's image work)",
+    )
 
     @model_validator(mode="after")
     def check_together(self) -> Self:

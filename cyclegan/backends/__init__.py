@@ -58,8 +58,11 @@ def create_backend(
     device: DeviceName = "auto",
     threads: int | None = None,
     precision: PrecisionName = "auto",
+    spin: bool = True,
 ) -> Backend:
     """The backend `kind` for one direction of `package`; "auto" picks the fastest available.
+
+    `spin=False` lets ONNX Runtime's idle worker threads sleep rather than spin (its default).
 
     auto: TensorRT with a matching plan on a GPU; else PyTorch FP16 on a GPU; else ONNX
     Runtime on the CPU when the package has an ONNX graph (its INT8 graph where there is one,
@@ -80,11 +83,13 @@ def create_backend(
             )
         use_cuda = False  # the INT8 graph is a CPU graph, even where a GPU is present
     if kind == "auto":
-        return _auto(package, direction, use_cuda, threads, precision)
+        return _auto(package, direction, use_cuda, threads, precision, spin)
     if kind == "onnxruntime":
         from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend.from_package(package, direction, use_cuda, threads, precision)
+        return OnnxRuntimeBackend.from_package(
+            package, direction, use_cuda, threads, precision, spin
+        )
     if kind == "torch":
         from cyclegan.backends.torch_runtime import TorchBackend
 
@@ -105,6 +110,7 @@ def _auto(
     use_cuda: bool,
     threads: int | None,
     precision: PrecisionName,
+    spin: bool,
 ) -> Backend:
     # each import only where it is used: a CPU image may have ONNX Runtime and no torch
     if use_cuda:
@@ -121,7 +127,7 @@ def _auto(
     if package.direction(direction).onnx is not None or precision == "int8":
         from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend.from_package(package, direction, False, threads, precision)
+        return OnnxRuntimeBackend.from_package(package, direction, False, threads, precision, spin)
     log.info("%s has no ONNX graph (run python -m compile onnx): using PyTorch", direction)
     from cyclegan.backends.torch_runtime import TorchBackend
 

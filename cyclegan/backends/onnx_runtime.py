@@ -15,7 +15,9 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     max_batch_size = None
 
-    def __init__(self, path: Path, use_cuda: bool = False, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, use_cuda: bool = False, threads: int | None = None, spin: bool = True
+    ) -> None:
         import onnxruntime as ort
 
         providers = ["CPUExecutionProvider"]
@@ -28,6 +30,10 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:
+            # idle worker threads sleep instead of spinning: several sessions (one per
+            # direction) and the front's image work share few cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
@@ -53,6 +59,7 @@ class OnnxRuntimeBackend:
         use_cuda: bool,
         threads: int | None = None,
         precision: PrecisionName = "auto",
+        spin: bool = True,
     ) -> OnnxRuntimeBackend:
         info = package.direction(direction).onnx
         if info is None:
@@ -75,7 +82,7 @@ class OnnxRuntimeBackend:
             )
         if precision == "int8" and use_cuda:
             raise BackendUnavailable("the INT8 graph is for the CPU; on a GPU use fp16")
-        return cls(package.path / graph.file, use_cuda, threads)
+        return cls(package.path / graph.file, use_cuda, threads, spin)
 
     def translate(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from compile.__main__ import main
-from compile.benchmark import HEADING, write_section
+from compile.benchmark import HEADING
+from cyclegan.benchmarks_file import write_section
 from tests.compile.test_onnx_export import SMALL, make_package
 
 

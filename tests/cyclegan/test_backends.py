@@ -77,3 +77,22 @@ def test_precision_picks_the_graph_or_says_what_is_missing(package_dir: Path) ->
         create_backend("torch", package, "horse2zebra", "cpu", precision="fp16")
     with pytest.raises(ValueError, match="unknown precision 'bf16'"):
         create_backend("onnxruntime", package, "horse2zebra", precision="bf16")  # type: ignore[arg-type]
+
+
+def test_spinning_off_lets_idle_threads_sleep_with_the_same_answers(package_dir: Path) -> None:
+    assert compile_main(["onnx", "--package", str(package_dir)]) == 0
+    package = load_package(package_dir)
+    spinning = create_backend("onnxruntime", package, "horse2zebra", "cpu")
+    sleeping = create_backend("onnxruntime", package, "horse2zebra", "cpu", spin=False)
+    key = "session.intra_op.allow_spinning"
+
+    def entry(backend: object) -> str:
+        options = backend.session.get_session_options()  # type: ignore[attr-defined]
+        try:
+            return str(options.get_session_config_entry(key))
+        except RuntimeError:  # not set: ONNX Runtime's default, spinning
+            return "default"
+
+    assert (entry(spinning), entry(sleeping)) == ("default", "0")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(spinning.translate(x), sleeping.translate(x))

@@ -77,3 +77,22 @@ def test_the_server_does_not_start_with_a_misspelt_setting() -> None:
     )
     assert result.returncode == 2
     assert "did you mean CYCLEGAN_MAX_CONCURRENCY" in result.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", "0"), ("true", "default")])
+def test_thread_spinning_reaches_every_onnx_runtime_session(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    from serving.registry import ModelRegistry
+
+    monkeypatch.setenv("CYCLEGAN_THREAD_SPINNING", value)
+    registry = ModelRegistry.load(ServiceSettings(model_dir=model_dir), warm_up=False)
+    assert registry.ready, registry.problems
+    found = set()
+    for info in registry.directions.values():
+        options = info.backend.session.get_session_options()  # type: ignore[attr-defined]
+        try:
+            found.add(options.get_session_config_entry("session.intra_op.allow_spinning"))
+        except RuntimeError:  # not set: ONNX Runtime's default, spinning
+            found.add("default")
+    assert found == {expected}
