@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cyclegan.backends.base import BackendUnavailable
 from cyclegan.package import PackageError, write_json_atomic
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.config import TrainConfig, read_config_file, resolve_config
@@ -149,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--write-package", action="store_true", help="also store the results in model.json"
     )
+    evaluate.add_argument(
+        "--graph", choices=["pytorch", "int8"], default="pytorch",
+        help="translate with the PyTorch weights, or the INT8 ONNX graph the CPU serves",
+    )  # fmt: skip
     compare = commands.add_parser(
         "compare", help="evaluation reports side by side, as a Markdown table"
     )
@@ -230,6 +235,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_package
 
     package = load_package(args.package)
+    if args.write_package and args.graph != "pytorch":
+        raise ValueError(
+            "--write-package stores the PyTorch weights' evaluation; an INT8 report goes to --out"
+        )
     if not (args.data / "testA").is_dir() or not (args.data / "testB").is_dir():
         raise DataError(f"{args.data}: needs testA/ and testB/ to evaluate on")
     inception = None
@@ -243,7 +252,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = evaluate_package(
         package, args.data, classifier, inception, args.resolution, args.limit,
-        grid_path=out.with_suffix(".png"), teacher=teacher,
+        grid_path=out.with_suffix(".png"), teacher=teacher, graph=args.graph,
     )  # fmt: skip
     write_json_atomic(out, report)
     log.info("report written: %s (grid %s)", out, out.with_suffix(".png"))
@@ -289,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         log.error("invalid settings: %s", problems)
-    except (FileNotFoundError, FileExistsError, ValueError, DataError, PackageError) as error:
+    except (
+        FileNotFoundError, FileExistsError, ValueError, DataError, PackageError,
+        BackendUnavailable,
+    ) as error:  # fmt: skip
         log.error("%s", error)  # these messages already say what is wrong and where
     return 2
 

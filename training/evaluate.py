@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -77,8 +78,22 @@ def load_test_images(folder: Path, resolution: int, limit: int | None) -> Tensor
     return torch.stack(images)
 
 
+Translator = Callable[[Tensor], Tensor]
+GraphName = Literal["pytorch", "int8"]
+
+
+def generator(package: ModelPackage, direction: str, graph: GraphName) -> Translator:
+    """The direction's translator: its PyTorch weights, or the INT8 ONNX graph the CPU serves."""
+    if graph == "pytorch":
+        return package.load_generator(direction).eval()
+    from cyclegan.backends import create_backend
+
+    backend = create_backend("onnxruntime", package, direction, "cpu", precision="int8")
+    return lambda batch: torch.from_numpy(backend.translate(batch.numpy()))
+
+
 @torch.no_grad()
-def translate_all(net: torch.nn.Module, images: Tensor, batch_size: int, desc: str) -> Tensor:
+def translate_all(net: Translator, images: Tensor, batch_size: int, desc: str) -> Tensor:
     outputs = [
         net(chunk) for chunk in tqdm(images.split(batch_size), desc=desc, unit="batch", leave=False)
     ]
@@ -104,11 +119,13 @@ def evaluate_package(
     batch_size: int = 8,
     grid_path: Path | None = None,
     teacher: ModelPackage | None = None,
+    graph: GraphName = "pytorch",
 ) -> dict[str, Any]:
     """The report (a JSON-ready dict) for every direction of `package` on DIR/testA, testB.
 
     With `teacher` (a student's teacher), each direction also reports the PSNR of its
-    translations against the teacher's translations of the same images.
+    translations against the teacher's translations of the same images. `graph="int8"`
+    translates (both ways of the cycle) with the package's INT8 graph, as the CPU serves it.
     """
     domains = package.manifest.domains
     sides = {domains[0]: "A", domains[1]: "B"}
@@ -125,6 +142,7 @@ def evaluate_package(
             "feature_dim": classifier.net.feature_dim,
         },
         "feature_spaces": ["classifier"] + (["inception"] if inception is not None else []),
+        "graph": graph,
         "directions": {},
     }
     grid_rows: list[list[Tensor]] = []
@@ -143,11 +161,10 @@ def evaluate_package(
         target_folder = data / f"test{sides[direction.target]}"
         source = test_images(source_folder, size)
         target = test_images(target_folder, size)
-        forward = package.load_generator(name)
         backward_name = package.manifest.direction_between(direction.target, direction.source)
-        fake = translate_all(forward, source, batch_size, f"{name}")
+        fake = translate_all(generator(package, name, graph), source, batch_size, f"{name}")
         reconstructed = translate_all(
-            package.load_generator(backward_name), fake, batch_size, f"{backward_name} (cycle)"
+            generator(package, backward_name, graph), fake, batch_size, f"{backward_name} (cycle)"
         )
         target_label = 0 if sides[direction.target] == "A" else 1
         fake_labels, fake_features = classifier.predict(fake)

@@ -198,3 +198,30 @@ def test_a_generator_that_paints_the_target_anyhow_is_not_good(
     assert painted["domain_score"] == 1.0  # the figure alone would call it perfect
     assert painted["judgement"]["verdict"] == "weak"
     assert any(f.startswith("cycle PSNR") for f in painted["judgement"]["failed"])
+
+
+def test_evaluate_the_int8_graph_the_cpu_serves(easy_data: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from compile.__main__ import main as compile_main
+    from tests.compile.test_onnx_export import SMALL, make_package
+
+    package = make_package(tmp_path / "horse2zebra", SMALL)
+    assert compile_main(["onnx", "--package", str(package)]) == 0
+    common = [
+        "evaluate", "--package", str(package), "--data", str(easy_data),
+        "--classifier-cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    assert main([*common, "--graph", "int8", "--out", str(tmp_path / "no.json")]) == 2
+    assert "run python -m compile quantize" in caplog.text  # no INT8 graph yet
+    assert compile_main(["quantize", "--package", str(package), "--samples", "4"]) == 0
+    reports = {}
+    for graph in ("pytorch", "int8"):
+        out = tmp_path / f"{graph}.json"
+        assert main([*common, "--graph", graph, "--out", str(out)]) == 0
+        reports[graph] = json.loads(out.read_text())
+    assert (reports["pytorch"]["graph"], reports["int8"]["graph"]) == ("pytorch", "int8")
+    for name, result in reports["int8"]["directions"].items():
+        exact = reports["pytorch"]["directions"][name]["cycle_psnr_db"]
+        # another graph ran (how close INT8 comes to fp32 is the quantize gate's test)
+        assert result["cycle_psnr_db"] > 0 and result["cycle_psnr_db"] != exact
+    assert main([*common, "--graph", "int8", "--write-package"]) == 2
+    assert "--write-package stores the PyTorch weights' evaluation" in caplog.text
