@@ -36,10 +36,11 @@ def test_shipped_model_loads_validates_and_says_how_it_was_made() -> None:
 
 
 def test_shipped_model_stays_small() -> None:
-    # 2 x 2.2 MB fp16 weights + 2 x (4.4 + 2.2) MB ONNX graphs (so the CPU image needs no
-    # torch) + the evaluation grid: about 18.5 MB. This bound catches an accidental bigger model.
+    # 2 x 2.2 MB fp16 weights + 2 x (4.4 + 2.2 + 1.3) MB ONNX graphs (fp32, fp16, INT8: the
+    # CPU image needs no torch) + the evaluation grid and curves: about 21.5 MB. This bound
+    # catches an accidental bigger model.
     size = sum(f.stat().st_size for f in MODEL.rglob("*") if f.is_file())
-    assert size < 20 * 1024 * 1024, f"{size / 1e6:.1f} MB"
+    assert size < 24 * 1024 * 1024, f"{size / 1e6:.1f} MB"
 
 
 def test_shipped_model_translates_a_real_test_image() -> None:
