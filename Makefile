@@ -60,7 +60,7 @@ train-data:
 	fi
 
 # What training/gpu_session.sh needs on a borrowed GPU machine, in .gpu/ (git-ignored, carried):
-# the train folders packed as WebP (about 33 MiB; the device tool carries 64 MiB in all), and
+# the train folders packed as WebP (31 MiB for horse2zebra; the device tool carries 64 MiB in all), and
 # wheels, at the lock file's versions, of the pure-Python packages its Python 3.12 lacks.
 GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions \
 	onnxslim onnxconverter-common colorama

@@ -170,7 +170,8 @@ def _train(
         log.info(
             "training %s on %s (%d process%s, %s), %d steps per epoch, steps %d..%d",
             config.package_name, runtime.device, runtime.world,
-            "es" if runtime.world > 1 else "", runtime.autocast_dtype or "fp32",
+            "es" if runtime.world > 1 else "",
+            str(runtime.autocast_dtype or "fp32").removeprefix("torch."),
             steps_per_epoch, state.step, total,
         )  # fmt: skip
     samples = sample_images(config) if runtime.is_main else None
