@@ -83,9 +83,15 @@ def init_generators_from(
 
 
 def grown_from(package: ModelPackage) -> dict[str, Any]:
-    """What model.json records of the package a run started from."""
+    """What model.json records of the package a run started from.
+
+    Its commands and its own `init_from` come along, so a package grown over several runs (and
+    machines) still says every command that made it."""
+    training = package.manifest.training
     return {
         "name": package.name,
         "version": package.manifest.version,
-        "steps": package.manifest.training.get("steps"),
+        "steps": training.get("steps"),
+        "commands": training.get("commands", []),
+        "init_from": training.get("init_from"),
     }

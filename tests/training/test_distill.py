@@ -135,7 +135,10 @@ def test_distill_continues_from_a_student_and_refuses_one_of_another_size(
         "name": "a2b-fast",
         "version": load_package(first).manifest.version,
         "steps": 30,
+        "commands": load_package(first).manifest.training["commands"],  # the lineage travels
+        "init_from": None,
     }
+    assert "--steps" in training["init_from"]["commands"][0]
     assert training["config"]["init_from"] == "package"  # by name, not this machine's path
     # a student of another size is refused, saying what differs
     wider = [*common, "--ngf", "8", "--out", str(tmp_path / "wider"), "--steps", "1"]

@@ -198,6 +198,7 @@ def test_init_from_loads_the_generators_and_training_continues(
     grown = load_package(second / "package").manifest.training
     assert grown["init_from"]["version"] == source.manifest.version
     assert grown["init_from"]["steps"] == 2
+    assert grown["init_from"]["commands"] == source.manifest.training["commands"] != []
     assert grown["config"]["init_from"] == "package"  # by name, not this machine's path
 
 
