@@ -64,14 +64,22 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+def pick_autocast(
+    precision: str, device: torch.device, cpuinfo: Path = Path("/proc/cpuinfo")
+) -> torch.dtype | None:
     """`auto`: mixed precision on GPUs (bf16 where supported, else fp16), and bf16 on a CPU
     with native bf16: at equal CPU time it trained better than fp32 in the ablation
     (docs/ablation.md), at 1.46x the steps. Elsewhere fp32."""
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_bf16() else None
+        return torch.bfloat16 if cpu_has_bf16(cpuinfo) else None
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16(cpuinfo):
+        # emulated bf16 is not a little slower but about 100x: 80 s a step against 0.65 in fp32
+        log.warning(
+            "--precision bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16): "
+            "expect it to be about 100 times slower than fp32; --precision auto picks fp32 here"
+        )
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 

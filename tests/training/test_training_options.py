@@ -2,6 +2,7 @@
 norm, a per-domain cycle weight, a time budget, warm starts, and the curves plot."""
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -310,3 +311,21 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(tmp_path: Path) -
     cpu = torch.device("cpu")
     assert pick_autocast("auto", cpu) == (torch.bfloat16 if cpu_has_bf16() else None)
     assert pick_autocast("fp32", cpu) is None and pick_autocast("bf16", cpu) == torch.bfloat16
+
+
+def test_bf16_asked_for_on_a_cpu_without_it_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from training.runtime import pick_autocast
+
+    older = tmp_path / "older"
+    older.write_text("processor : 0\nflags : fpu sse avx2 fma\n")
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor : 0\nflags : fpu sse avx512f avx512_bf16\n")
+    cpu = torch.device("cpu")
+    with caplog.at_level(logging.WARNING, logger="training.runtime"):
+        assert pick_autocast("bf16", cpu, cpuinfo=zen4) == torch.bfloat16
+        assert not caplog.records
+        assert pick_autocast("bf16", cpu, cpuinfo=older) == torch.bfloat16
+    assert "without native bf16" in caplog.text
+    assert pick_autocast("auto", cpu, cpuinfo=older) is None
