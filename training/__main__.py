@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     distill.add_argument("--log-every", type=int)
     distill.add_argument("--lr", type=float, help="Adam's learning rate (2e-4)")
+    distill.add_argument(
+        "--lambda-gan", type=float,
+        help="weight of a fresh critic telling the teacher's output from the student's (0: none)",
+    )  # fmt: skip
+    distill.add_argument("--critic-ndf", type=int, help="the critics' first-layer filters (32)")
 
     plot = commands.add_parser("plot", help="draw RUN/metrics.jsonl as RUN/curves.png")
     plot.add_argument("run", type=Path, help="a run folder, or a model package (it keeps the log)")
@@ -203,7 +208,8 @@ def run_distill(args: argparse.Namespace) -> int:
 
     fields = (
         "teacher", "data", "arch", "ngf", "n_blocks", "steps", "suffix", "image_size",
-        "load_size", "precision", "max_minutes", "log_every", "init_from", "lr",
+        "load_size", "precision", "max_minutes", "log_every", "init_from", "lr", "lambda_gan",
+        "critic_ndf",
     )  # fmt: skip
     values = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     distill(DistillConfig.model_validate(values), args.out, args.argv)

@@ -2,9 +2,10 @@
 
 For each direction a student generator (fewer filters, fewer or mobile blocks) learns the
 teacher's translation of the training images of that direction's source domain. The loss is
-GAN Compression's (Li et al. 2020) without its GAN term: an L1 between the outputs, plus
-feature matching, where a learned 1x1 convolution maps the student's residual trunk (middle
-and end) onto the teacher's and the distance between them is penalised. The student is
+GAN Compression's (Li et al. 2020): an L1 between the outputs, plus feature matching, where a
+learned 1x1 convolution maps the student's residual trunk (middle and end) onto the teacher's
+and the distance between them is penalised, plus, with `--lambda-gan`, an adversarial term
+from a fresh critic (`training/distill_critic.py`). The student is
 written as an ordinary package under its own name, serving its own direction names
 (`horse2zebra-fast`), so it runs beside its teacher.
 """
@@ -36,6 +37,7 @@ from cyclegan.generator import (
 )
 from cyclegan.package import ModelPackage, load_package, write_package
 from training.data import ResumableSampler, UnpairedDataset, scan_folder
+from training.distill_critic import OutputCritic
 from training.plot import LOG_NAME
 from training.runtime import Runtime, pick_autocast, pick_device
 from training.stopping import TimeBudget
@@ -61,6 +63,8 @@ class DistillConfig(BaseModel):
     lr: float = Field(2e-4, gt=0)
     lambda_l1: float = Field(10.0, ge=0)
     lambda_features: float = Field(1.0, ge=0)
+    lambda_gan: float = Field(0.0, ge=0)  # 0: no critics
+    critic_ndf: int = Field(32, ge=1)
     max_minutes: float | None = Field(None, gt=0)
     init_from: Path | None = None  # a student package to continue from (same arch and size)
     precision: str = Field("fp32", pattern="^(auto|fp32|bf16)$")
@@ -94,8 +98,10 @@ class Student(nn.Module):
 
 
 def distill_loss(
-    student: Student, teacher: nn.Module, x: Tensor, config: DistillConfig
-) -> tuple[Tensor, dict[str, float]]:
+    student: Student, teacher: nn.Module, x: Tensor, config: DistillConfig,
+    critic: OutputCritic | None = None,
+) -> tuple[Tensor, dict[str, float], Tensor, Tensor]:  # fmt: skip
+    """The student's loss, its parts, and the teacher's and the student's outputs."""
     with torch.no_grad():
         target, teacher_features = trunk_features(teacher, x)
     out, features = trunk_features(student.generator, x)
@@ -107,7 +113,12 @@ def distill_loss(
         torch.zeros((), device=x.device),
     )  # fmt: skip
     loss = config.lambda_l1 * l1 + config.lambda_features * matching
-    return loss, {"l1": float(l1.detach()), "features": float(matching.detach())}
+    parts = {"l1": float(l1.detach()), "features": float(matching.detach())}
+    if critic is not None:
+        adversarial = critic.student_loss(x, out)
+        loss = loss + config.lambda_gan * adversarial
+        parts["gan"] = float(adversarial.detach())
+    return loss, parts, target, out
 
 
 def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackage:
@@ -139,10 +150,16 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
         )
     parameters = [p for student in students.values() for p in student.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.5, 0.999))
-    # constant for the first half, then a linear decay to 0
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, 2.0 * (1.0 - s / config.steps))
-    )
+
+    def decay(step: int) -> float:  # constant for the first half, then linear to 0
+        return min(1.0, 2.0 * (1.0 - step / config.steps))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    critics = {
+        key: OutputCritic(config.critic_ndf, config.lr, decay, device)
+        for key in names
+        if config.lambda_gan > 0
+    }
     dataset = UnpairedDataset(
         scan_folder(config.data / "trainA"), scan_folder(config.data / "trainB"),
         config.load_size, config.image_size, True, config.seed,
@@ -160,11 +177,15 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             optimizer.zero_grad(set_to_none=True)
             losses: dict[str, float] = {}
             for key, side in (("ab", "a"), ("ba", "b")):  # each student sees its source domain
+                x, critic = batch[side].to(device), critics.get(key)
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    loss, parts = distill_loss(
-                        students[key], teachers[key], batch[side].to(device), config
+                    loss, parts, target, out = distill_loss(
+                        students[key], teachers[key], x, config, critic
                     )
                 loss.backward()
+                if critic is not None:
+                    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                        parts["critic"] = critic.step(x, target, out)
                 losses.update({f"{name}_{key}": value for name, value in parts.items()})
             optimizer.step()
             schedule.step()

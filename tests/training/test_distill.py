@@ -29,6 +29,18 @@ def l1_to_teacher(student: Path, teacher: Path, image: Path) -> float:
         return float((s.load_generator("a2b-fast")(x) - t.load_generator("a2b")(x)).abs().mean())
 
 
+def assert_moves_toward_the_teacher(
+    common: list[str], tiny_data: Path, teacher: Path, tmp_path: Path
+) -> None:
+    """After 60 steps the student is closer to its teacher than after 1 (RUN s60 is kept)."""
+    assert main([*common, "--out", str(tmp_path / "s1"), "--steps", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "s60"), "--steps", "60"]) == 0
+    image = next((tiny_data / "testA").iterdir())
+    early = l1_to_teacher(tmp_path / "s1" / "package", teacher, image)
+    late = l1_to_teacher(tmp_path / "s60" / "package", teacher, image)
+    assert late < early * 0.8, (early, late)
+
+
 def test_student_moves_toward_its_teacher_and_serves_its_own_names(
     tiny_data: Path, teacher: Path, tmp_path: Path
 ) -> None:
@@ -36,12 +48,7 @@ def test_student_moves_toward_its_teacher_and_serves_its_own_names(
         "distill", "--teacher", str(teacher), "--data", str(tiny_data), "--ngf", "4",
         "--n-blocks", "2", "--image-size", "32", "--load-size", "36", "--log-every", "5",
     ]  # fmt: skip
-    assert main([*common, "--out", str(tmp_path / "s1"), "--steps", "1"]) == 0
-    assert main([*common, "--out", str(tmp_path / "s60"), "--steps", "60"]) == 0
-    image = next((tiny_data / "testA").iterdir())
-    early = l1_to_teacher(tmp_path / "s1" / "package", teacher, image)
-    late = l1_to_teacher(tmp_path / "s60" / "package", teacher, image)
-    assert late < early * 0.8, (early, late)
+    assert_moves_toward_the_teacher(common, tiny_data, teacher, tmp_path)
 
     student = load_package(tmp_path / "s60" / "package")
     assert student.name == "a2b-fast"
@@ -146,3 +153,45 @@ def test_distill_continues_from_a_student_and_refuses_one_of_another_size(
     assert "ngf=4" in caplog.text and "ngf=8" in caplog.text
     assert "pass the same --arch, --ngf and --n-blocks" in caplog.text
     assert not (tmp_path / "wider" / "package").exists()
+
+
+def test_a_critic_learns_to_tell_the_teacher_from_the_student_and_trains_only_itself() -> None:
+    from training.distill_critic import OutputCritic
+
+    torch.manual_seed(0)
+    critic = OutputCritic(ndf=8, lr=1e-3, schedule=lambda step: 1.0, device=torch.device("cpu"))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    teacher_out = torch.tanh(3 * x.flip(1))  # sharp
+    student_out = (0.3 * teacher_out).requires_grad_(True)  # the same, faint
+    losses = [critic.step(x, teacher_out, student_out) for _ in range(40)]
+    assert losses[-1] < 0.5 * losses[0], losses
+    with torch.no_grad():
+        assert critic.scores(x, teacher_out).mean() > critic.scores(x, student_out).mean() + 0.3
+    # the student's adversarial loss reaches the student's output, never the critic
+    critic.net.zero_grad(set_to_none=True)
+    critic.student_loss(x, student_out).backward()
+    assert student_out.grad is not None and student_out.grad.abs().sum() > 0
+    assert all(p.grad is None for p in critic.net.parameters())
+    assert all(p.requires_grad for p in critic.net.parameters())
+
+
+def test_distill_with_a_critic_logs_its_losses_and_still_moves_toward_the_teacher(
+    tiny_data: Path, teacher: Path, tmp_path: Path
+) -> None:
+    common = [
+        "distill", "--teacher", str(teacher), "--data", str(tiny_data), "--ngf", "4",
+        "--n-blocks", "2", "--image-size", "32", "--load-size", "36", "--log-every", "10",
+        "--lambda-gan", "0.5", "--critic-ndf", "8",
+    ]  # fmt: skip
+    assert_moves_toward_the_teacher(common, tiny_data, teacher, tmp_path)
+    student = load_package(tmp_path / "s60" / "package")
+    records = [
+        json.loads(line) for line in (student.path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert {"gan_ab", "gan_ba", "critic_ab", "critic_ba"} <= set(records[-1])
+    assert student.manifest.training["config"]["lambda_gan"] == 0.5
+    # the critics are not part of the package: it holds the two students only
+    assert sorted(p.name for p in student.path.glob("*.safetensors")) == [
+        "generator_ab.safetensors",
+        "generator_ba.safetensors",
+    ]
