@@ -37,7 +37,13 @@ def read_reports(arguments: list[str]) -> list[Report]:
         if "directions" not in data or "classifier" not in data:
             raise CompareError(f"{file}: not a report of python -m training evaluate")
         reports.append(Report(label or file.stem, data))
-    classifiers = {r.data["classifier"]["file"] for r in reports}
+    # The cache file is named by the data's fingerprint, but its weights depend on the CPU
+    # that trained it (on horse2zebra: 244/260 test images right on a Zen 4, 248/260 on an
+    # AVX2 machine), so its test score tells apart two classifiers of one name.
+    classifiers = {
+        f"{c['file']} ({c['test_correct']}/{c['test_images']} right)"
+        for c in (r.data["classifier"] for r in reports)
+    }
     if len(classifiers) > 1:
         raise CompareError(
             "the reports were scored by different domain classifiers "

@@ -8,14 +8,16 @@ import pytest
 from training.__main__ import main
 
 
-def write_report(path: Path, version: str, domain: float, classifier: str = "clf-1") -> Path:
+def write_report(
+    path: Path, version: str, domain: float, classifier: str = "clf-1", correct: int = 47
+) -> Path:
     figures = {
         "domain_score": domain, "cycle_psnr_db": 19.5, "cycle_ssim": 0.61,
         "classifier_fid": 42.0, "judgement": {"verdict": "weak", "failed": []},
     }  # fmt: skip
     report = {
         "package": "horse2zebra", "version": version,
-        "classifier": {"file": classifier, "test_accuracy": 0.94, "test_correct": 47,
+        "classifier": {"file": classifier, "test_accuracy": correct / 50, "test_correct": correct,
                        "test_images": 50},
         "directions": {"horse2zebra": figures, "zebra2horse": {**figures, "domain_score": 0.1}},
     }  # fmt: skip
@@ -47,7 +49,11 @@ def test_compare_refuses_reports_of_different_classifiers(
     first = write_report(tmp_path / "a.json", "1", 0.5, classifier="clf-1")
     second = write_report(tmp_path / "b.json", "2", 0.5, classifier="clf-2")
     assert main(["compare", str(first), str(second)]) == 2
-    assert "different domain classifiers (clf-1, clf-2)" in caplog.text
+    assert "different domain classifiers (clf-1 (47/50 right), clf-2 (47/50 right))" in caplog.text
+    # one cache name, other weights (trained on another CPU): refused too
+    retrained = write_report(tmp_path / "c.json", "3", 0.5, classifier="clf-1", correct=48)
+    assert main(["compare", str(first), str(retrained)]) == 2
+    assert "clf-1 (48/50 right)" in caplog.text
 
 
 def test_compare_refuses_what_is_not_a_report(
