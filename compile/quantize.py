@@ -184,6 +184,7 @@ def quantize_direction(
         calibration_data=f"{data.name}/train{side}",
         calibration_images=len(calibration),
         calibration_sha256=calibration_sha256,
+        weight_bits=7,
     )
 
 

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
@@ -53,6 +53,9 @@ class Int8Info(FileRef):
     calibration_data: str = Field(description="the data set's folder name and split")
     calibration_images: int = Field(ge=1)
     calibration_sha256: str = Field(description="of the calibration images' bytes, in order")
+    weight_bits: Literal[7, 8] = Field(
+        8, description="7 (reduce_range) computes alike on every CPU; 8 saturates without VNNI"
+    )
 
     @model_validator(mode="after")
     def _passed(self) -> Int8Info:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from cyclegan.backends.base import BackendUnavailable, PrecisionName
+from cyclegan.cpu_features import CPUINFO, cpu_has_vnni
 from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
-from cyclegan.package import ModelPackage
+from cyclegan.package import Int8Info, ModelPackage, OnnxInfo
+
+log = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend:
@@ -60,6 +64,7 @@ class OnnxRuntimeBackend:
         threads: int | None = None,
         precision: PrecisionName = "auto",
         spin: bool = True,
+        cpuinfo: Path = CPUINFO,
     ) -> OnnxRuntimeBackend:
         info = package.direction(direction).onnx
         if info is None:
@@ -68,10 +73,13 @@ class OnnxRuntimeBackend:
                 f"--package {package.path}"
             )
         if precision == "auto":
-            # On a GPU the FP16 graph is the fast one; on the CPU FP16 only adds casts, and
-            # the INT8 graph (recorded only once it passed its quality gate) is the fast one.
-            fast = info.fp16 if use_cuda else info.int8
-            precision = ("fp16" if use_cuda else "int8") if fast is not None else "fp32"
+            precision = fast_precision(info, use_cuda, cpuinfo, direction, package.path)
+        elif precision == "int8" and saturates(info.int8, cpuinfo):
+            log.warning(
+                "%s: int8 asked for, but its INT8 graph has 8-bit weights, which lose accuracy "
+                "on this CPU (no VNNI); rerun python -m compile quantize --package %s",
+                direction, package.path,
+            )  # fmt: skip
         graphs = {"fp32": info, "fp16": info.fp16, "int8": info.int8}
         graph = graphs[precision]
         if graph is None:
@@ -87,3 +95,28 @@ class OnnxRuntimeBackend:
     def translate(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+
+def fast_precision(
+    info: OnnxInfo, use_cuda: bool, cpuinfo: Path, direction: str, package_path: Path
+) -> PrecisionName:
+    """`auto`: the FP16 graph on a GPU (on the CPU it only adds casts); on the CPU the INT8
+    graph (recorded only once it passed its quality gate) unless it would saturate here."""
+    if use_cuda:
+        return "fp16" if info.fp16 is not None else "fp32"
+    if info.int8 is None:
+        return "fp32"
+    if saturates(info.int8, cpuinfo):
+        log.warning(
+            "%s: its INT8 graph has 8-bit weights, which lose accuracy on this CPU (no VNNI); "
+            "serving the fp32 graph (rerun python -m compile quantize --package %s)",
+            direction, package_path,
+        )  # fmt: skip
+        return "fp32"
+    return "int8"
+
+
+def saturates(int8: Int8Info | None, cpuinfo: Path = CPUINFO) -> bool:
+    """An INT8 graph with 8-bit weights (quantized before `compile quantize` used 7) on a CPU
+    without VNNI: there ONNX Runtime's uint8 x int8 products saturate 16-bit sums."""
+    return int8 is not None and int8.weight_bits == 8 and not cpu_has_vnni(cpuinfo)

@@ -7,11 +7,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx import TensorProto
+from onnx.numpy_helper import to_array
 from PIL import Image
 
 import compile.quantize as quantize
 from compile.__main__ import main
 from cyclegan.backends import create_backend
+from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
+from cyclegan.cpu_features import cpu_has_vnni
 from cyclegan.generator import GeneratorConfig
 from cyclegan.imaging import image_to_array
 from cyclegan.package import PackageError, load_package
@@ -34,14 +38,18 @@ def test_quantize_writes_an_int8_graph_that_passed_its_gate(compiled: Path) -> N
     assert main(["quantize", "--package", str(compiled), "--samples", "4"]) == 0
     package = load_package(compiled)  # hashes of the INT8 graphs are checked here
     for name, side in (("horse2zebra", "A"), ("zebra2horse", "B")):
-        onnx = package.direction(name).onnx
-        assert onnx is not None and onnx.int8 is not None
-        int8 = onnx.int8
+        exported = package.direction(name).onnx
+        assert exported is not None and exported.int8 is not None
+        int8 = exported.int8
         assert int8.file == f"onnx/{name}.int8.onnx" and (compiled / int8.file).is_file()
         assert int8.psnr_db >= int8.min_psnr_db == 30.0
-        assert int8.source_sha256 == onnx.sha256
+        assert int8.source_sha256 == exported.sha256
         assert (int8.calibration_data, int8.calibration_images) == (f"horse2zebra/train{side}", 4)
         assert int8.test_images == 8  # every fixture test image of the source domain
+        assert int8.weight_bits == 7
+        graph = onnx.load(compiled / int8.file)
+        weights = [to_array(t) for t in graph.graph.initializer if t.data_type == TensorProto.INT8]
+        assert weights and max(int(abs(w).max()) for w in weights) <= 64  # 7 bits, not 127
     # the ONNX Runtime backend runs it on request, and by itself on the CPU
     fast = create_backend("onnxruntime", package, "horse2zebra", "cpu", precision="int8")
     fp32 = create_backend("onnxruntime", package, "horse2zebra", "cpu", precision="fp32")
@@ -96,6 +104,39 @@ def test_int8_records_are_checked_on_load(compiled: Path) -> None:
     graph.write_bytes(graph.read_bytes() + b"x")
     with pytest.raises(PackageError, match="sha256"):
         load_package(compiled)
+
+
+def test_an_older_8_bit_graph_is_not_served_by_auto_on_a_cpu_without_vnni(
+    compiled: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Graphs quantized before weights used 7 bits saturate on CPUs without VNNI."""
+    avx2, vnni = tmp_path / "avx2", tmp_path / "vnni"
+    avx2.write_text("processor : 0\nflags : fpu sse avx2 fma\n")
+    vnni.write_text("processor : 0\nflags : fpu sse avx2 avx512f avx512_vnni\n")
+    assert cpu_has_vnni(vnni) and not cpu_has_vnni(avx2) and not cpu_has_vnni(tmp_path / "absent")
+    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+
+    def precision(cpuinfo: Path, asked: str = "auto") -> str:
+        package = load_package(compiled)
+        backend = OnnxRuntimeBackend.from_package(
+            package, "horse2zebra", use_cuda=False, precision=asked, cpuinfo=cpuinfo
+        )  # type: ignore[arg-type]
+        return backend.precision
+
+    assert precision(avx2) == "int8"  # 7-bit weights: the same figures on every CPU
+    assert "8-bit weights" not in caplog.text
+    path = compiled / "model.json"
+    manifest = json.loads(path.read_text())
+    del manifest["directions"]["horse2zebra"]["onnx"]["int8"]["weight_bits"]  # an older record
+    path.write_text(json.dumps(manifest))
+    assert precision(vnni) == "int8"
+    assert precision(avx2) == "fp32"
+    assert (
+        "8-bit weights, which lose accuracy on this CPU (no VNNI); serving the fp32" in caplog.text
+    )
+    caplog.clear()
+    assert precision(avx2, "int8") == "int8"  # asked for by name: served, with a warning
+    assert "int8 asked for" in caplog.text and "rerun python -m compile quantize" in caplog.text
 
 
 def test_a_new_onnx_export_drops_the_stale_int8_graph(compiled: Path) -> None:

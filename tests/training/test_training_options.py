@@ -300,7 +300,8 @@ def test_fp16_weights_halve_the_package_and_keep_onnx_parity(
 
 
 def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(tmp_path: Path) -> None:
-    from training.runtime import cpu_has_bf16, pick_autocast
+    from cyclegan.cpu_features import cpu_has_bf16
+    from training.runtime import pick_autocast
 
     zen4 = tmp_path / "zen4"
     zen4.write_text("processor : 0\nflags : fpu sse avx512f avx512_bf16 avx512vl\n")
