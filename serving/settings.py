@@ -39,7 +39,9 @@ class ServiceSettings(BaseSettings):
     backend: BackendName = "auto"
     device: DeviceName = "auto"
     precision: PrecisionName = Field(
-        "auto", description="auto: a package's INT8 graph on the CPU where it passed its gate"
+        "auto",
+        description="auto: a package's INT8 graph on the CPU where it passed its gate (not an "
+        "8-bit-weight graph on a CPU without VNNI)",
     )
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)

@@ -125,7 +125,9 @@ def evaluate_package(
 
     With `teacher` (a student's teacher), each direction also reports the PSNR of its
     translations against the teacher's translations of the same images. `graph="int8"`
-    translates (both ways of the cycle) with the package's INT8 graph, as the CPU serves it.
+    translates (both ways of the cycle) with the package's INT8 graph, which `auto` serves on
+    the CPU (unless the graph has 8-bit weights and the CPU no VNNI); each direction's result
+    then names the graph (hash, weight bits).
     """
     domains = package.manifest.domains
     sides = {domains[0]: "A", domains[1]: "B"}
@@ -204,6 +206,10 @@ def evaluate_package(
             )
             result["teacher"] = f"{teacher.name} {teacher.manifest.version}"
             result["psnr_vs_teacher_db"] = float(psnr(reference, fake).mean())
+        compiled = package.direction(name).onnx
+        if graph == "int8" and compiled is not None and compiled.int8 is not None:
+            int8 = compiled.int8
+            result["int8_graph"] = {"sha256": int8.sha256, "weight_bits": int8.weight_bits}
         result["judgement"] = judge(result, classifier.test_accuracy)
         report["directions"][name] = result
         log.info(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan.backends.base import BackendUnavailable, PrecisionName
-from cyclegan.cpu_features import CPUINFO, cpu_has_vnni
+from cyclegan.cpu_features import CPUINFO, x86_without_vnni
 from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
 from cyclegan.package import Int8Info, ModelPackage, OnnxInfo
 
@@ -117,6 +117,6 @@ def fast_precision(
 
 
 def saturates(int8: Int8Info | None, cpuinfo: Path = CPUINFO) -> bool:
-    """An INT8 graph with 8-bit weights (quantized before `compile quantize` used 7) on a CPU
-    without VNNI: there ONNX Runtime's uint8 x int8 products saturate 16-bit sums."""
-    return int8 is not None and int8.weight_bits == 8 and not cpu_has_vnni(cpuinfo)
+    """An INT8 graph with 8-bit weights (quantized before `compile quantize` used 7) on an x86
+    CPU without VNNI: there ONNX Runtime's uint8 x int8 products saturate 16-bit sums."""
+    return int8 is not None and int8.weight_bits == 8 and x86_without_vnni(cpuinfo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from compile.quantize import weight_bits
 from cyclegan.backends import create_backend
 from cyclegan.generator import count_macs
 from cyclegan.imaging import image_to_tensor
@@ -27,7 +28,8 @@ def test_shipped_model_loads_validates_and_says_how_it_was_made() -> None:
         assert count_macs(direction.generator, 256, 256) <= 6.5e9  # real-time on a CPU
         assert direction.onnx is not None and direction.onnx.max_abs_error <= 1e-4
         # the CPU serves INT8 graphs with 7-bit weights: the gate holds on CPUs without VNNI
-        assert direction.onnx.int8 is not None and direction.onnx.int8.weight_bits == 7
+        int8 = direction.onnx.int8
+        assert int8 is not None and int8.weight_bits == weight_bits(MODEL / int8.file) == 7
     assert manifest.evaluation is not None
     assert set(manifest.evaluation["directions"]) == {"horse2zebra", "zebra2horse"}
     assert manifest.evaluation["directions"]["horse2zebra"]["source_images"] == 120  # all of testA

@@ -223,5 +223,8 @@ def test_evaluate_the_int8_graph_the_cpu_serves(easy_data: Path, tmp_path: Path,
         exact = reports["pytorch"]["directions"][name]["cycle_psnr_db"]
         # another graph ran (how close INT8 comes to fp32 is the quantize gate's test)
         assert result["cycle_psnr_db"] > 0 and result["cycle_psnr_db"] != exact
+        int8 = load_package(package).direction(name).onnx.int8  # type: ignore[union-attr]
+        assert result["int8_graph"] == {"sha256": int8.sha256, "weight_bits": 7}  # type: ignore[union-attr]
+        assert "int8_graph" not in reports["pytorch"]["directions"][name]
     assert main([*common, "--graph", "int8", "--write-package"]) == 2
     assert "--write-package stores the PyTorch weights' evaluation" in caplog.text
