@@ -72,13 +72,17 @@ class OnnxRuntimeBackend:
                 f"{package.path}: {direction} has no ONNX graph; run python -m compile onnx "
                 f"--package {package.path}"
             )
+        requested = precision
         if precision == "auto":
-            precision = fast_precision(info, use_cuda, cpuinfo, direction, package.path)
-        elif precision == "int8" and saturates(info.int8, cpuinfo):
+            precision = fast_precision(info, use_cuda)
+        if precision == "int8" and saturates(info.int8, cpuinfo):
+            if requested == "auto":
+                precision = "fp32"
             log.warning(
-                "%s: int8 asked for, but its INT8 graph has 8-bit weights, which lose accuracy "
-                "on this CPU (no VNNI); rerun python -m compile quantize --package %s",
-                direction, package.path,
+                "%s: %sits INT8 graph has 8-bit weights, which lose accuracy on this CPU (no "
+                "VNNI); serving the %s graph (rerun python -m compile quantize --package %s)",
+                direction, "int8 asked for; " if requested == "int8" else "", precision,
+                package.path,
             )  # fmt: skip
         graphs = {"fp32": info, "fp16": info.fp16, "int8": info.int8}
         graph = graphs[precision]
@@ -97,23 +101,11 @@ class OnnxRuntimeBackend:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
 
-def fast_precision(
-    info: OnnxInfo, use_cuda: bool, cpuinfo: Path, direction: str, package_path: Path
-) -> PrecisionName:
+def fast_precision(info: OnnxInfo, use_cuda: bool) -> PrecisionName:
     """`auto`: the FP16 graph on a GPU (on the CPU it only adds casts); on the CPU the INT8
-    graph (recorded only once it passed its quality gate) unless it would saturate here."""
-    if use_cuda:
-        return "fp16" if info.fp16 is not None else "fp32"
-    if info.int8 is None:
-        return "fp32"
-    if saturates(info.int8, cpuinfo):
-        log.warning(
-            "%s: its INT8 graph has 8-bit weights, which lose accuracy on this CPU (no VNNI); "
-            "serving the fp32 graph (rerun python -m compile quantize --package %s)",
-            direction, package_path,
-        )  # fmt: skip
-        return "fp32"
-    return "int8"
+    graph, recorded only once it passed its quality gate."""
+    fast = info.fp16 if use_cuda else info.int8
+    return ("fp16" if use_cuda else "int8") if fast is not None else "fp32"
 
 
 def saturates(int8: Int8Info | None, cpuinfo: Path = CPUINFO) -> bool:
