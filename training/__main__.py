@@ -1,4 +1,4 @@
-"""`python -m training train | distill | plot | package | evaluate | compare`: the trainer's CLI."""
+"""`python -m training train | distill | interpolate | plot | package | evaluate | compare`."""
 
 from __future__ import annotations
 
@@ -123,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of a fresh critic telling the teacher's output from the student's (0: none)",
     )  # fmt: skip
     distill.add_argument("--critic-ndf", type=int, help="the critics' first-layer filters (32)")
+    distill.add_argument(
+        "--only", metavar="DIRECTION",
+        help="train this teacher direction's student alone (e.g. horse2zebra); the other is "
+        "copied from --init-from unchanged",
+    )  # fmt: skip
+
+    interpolate = commands.add_parser(
+        "interpolate", help="a package whose weights are alpha * A + (1 - alpha) * B"
+    )
+    interpolate.add_argument("a", type=Path, help="a package (e.g. the L1-distilled student)")
+    interpolate.add_argument(
+        "b", type=Path, help="a relative of A: one grown from it, or from a common ancestor"
+    )
+    interpolate.add_argument(
+        "--alpha", type=float, required=True, help="the weight of A, in [0, 1]"
+    )
+    interpolate.add_argument("--out", type=Path, required=True, help="the new package's folder")
 
     plot = commands.add_parser("plot", help="draw RUN/metrics.jsonl as RUN/curves.png")
     plot.add_argument("run", type=Path, help="a run folder, or a model package (it keeps the log)")
@@ -209,10 +226,17 @@ def run_distill(args: argparse.Namespace) -> int:
     fields = (
         "teacher", "data", "arch", "ngf", "n_blocks", "steps", "suffix", "image_size",
         "load_size", "precision", "max_minutes", "log_every", "init_from", "lr", "lambda_gan",
-        "critic_ndf",
+        "critic_ndf", "only",
     )  # fmt: skip
     values = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     distill(DistillConfig.model_validate(values), args.out, args.argv)
+    return 0
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    from training.interpolate import interpolate
+
+    interpolate(args.a, args.b, args.alpha, args.out, args.argv)
     return 0
 
 
@@ -294,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "train": run_train,
         "distill": run_distill,
+        "interpolate": run_interpolate,
         "plot": run_plot,
         "package": run_package,
         "evaluate": run_evaluate,

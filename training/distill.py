@@ -67,6 +67,7 @@ class DistillConfig(BaseModel):
     critic_ndf: int = Field(32, ge=1)
     max_minutes: float | None = Field(None, gt=0)
     init_from: Path | None = None  # a student package to continue from (same arch and size)
+    only: str | None = None  # train this teacher direction alone; the other comes from init_from
     precision: str = Field("fp32", pattern="^(auto|fp32|bf16)$")
     log_every: int = Field(50, ge=1)
     seed: int = 0
@@ -131,6 +132,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
     domains = teacher_package.manifest.domains
     between = teacher_package.manifest.direction_between
     names = {"ab": between(domains[0], domains[1]), "ba": between(domains[1], domains[0])}
+    trained = directions_to_train(config, names)
     student_config = GeneratorConfig(
         arch=config.arch,  # type: ignore[arg-type]
         ngf=config.ngf, n_blocks=config.n_blocks,
@@ -148,7 +150,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
         started_from = load_students(
             config.init_from, students, names, student_config, config.suffix
         )
-    parameters = [p for student in students.values() for p in student.parameters()]
+    parameters = [p for key in trained for p in students[key].parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.5, 0.999))
 
     def decay(step: int) -> float:  # constant for the first half, then linear to 0
@@ -157,7 +159,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
     critics = {
         key: OutputCritic(config.critic_ndf, config.lr, decay, device)
-        for key in names
+        for key in trained
         if config.lambda_gan > 0
     }
     dataset = UnpairedDataset(
@@ -176,7 +178,8 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             batch = next(batches)
             optimizer.zero_grad(set_to_none=True)
             losses: dict[str, float] = {}
-            for key, side in (("ab", "a"), ("ba", "b")):  # each student sees its source domain
+            for key in trained:  # each student sees its source domain
+                side = key[0]
                 x, critic = batch[side].to(device), critics.get(key)
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     loss, parts, target, out = distill_loss(
@@ -200,7 +203,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
                 record["images_per_second"] = round(2 * count / (time.perf_counter() - started), 3)
                 with open(log_path, "a") as handle:
                     handle.write(json.dumps(record) + "\n")
-                bar.set_postfix(l1=f"{record['l1_ab']:.3f}/{record['l1_ba']:.3f}")
+                bar.set_postfix(l1="/".join(f"{record[f'l1_{key}']:.3f}" for key in trained))
                 sums, count, started = {}, 0, time.perf_counter()
             if budget.spent(runtime):
                 log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
@@ -208,6 +211,23 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
     return write_student(
         config, teacher_package, student_config, students, run, step, command, started_from
     )
+
+
+def directions_to_train(config: DistillConfig, names: dict[str, str]) -> list[str]:
+    """The keys ("ab", "ba") of the students this run trains: both, or `--only`'s.
+
+    Training one direction alone gives it every step; the untouched student is copied from
+    `--init-from` as it is, so the package still serves both directions."""
+    if config.only is None:
+        return list(names)
+    trained = [key for key, name in names.items() if name == config.only]
+    if not trained:
+        raise ValueError(
+            f"--only {config.only}: the teacher translates {', '.join(names.values())}"
+        )
+    if config.init_from is None:
+        raise ValueError(f"--only {config.only} needs --init-from: the other student comes from it")
+    return trained
 
 
 def load_students(

@@ -88,10 +88,13 @@ def grown_from(package: ModelPackage) -> dict[str, Any]:
     Its commands and its own `init_from` come along, so a package grown over several runs (and
     machines) still says every command that made it."""
     training = package.manifest.training
-    return {
+    record = {
         "name": package.name,
         "version": package.manifest.version,
         "steps": training.get("steps"),
         "commands": training.get("commands", []),
         "init_from": training.get("init_from"),
     }
+    if training.get("interpolated_from"):  # a package mixed from two (training interpolate)
+        record["interpolated_from"] = training["interpolated_from"]
+    return record

@@ -22,6 +22,14 @@ def teacher(tiny_data: Path, tmp_path: Path) -> Path:
     return run / "package"
 
 
+def tiny_distill(teacher: Path, data: Path) -> list[str]:
+    """`distill` on 32 px crops with a 4-filter, 2-block student."""
+    return [
+        "distill", "--teacher", str(teacher), "--data", str(data), "--ngf", "4",
+        "--n-blocks", "2", "--image-size", "32", "--load-size", "36",
+    ]  # fmt: skip
+
+
 def l1_to_teacher(student: Path, teacher: Path, image: Path) -> float:
     x = image_to_tensor(load_image(image))[None, :, :32, :32]
     s, t = load_package(student), load_package(teacher)
@@ -113,10 +121,7 @@ def test_distill_refuses_a_missing_teacher(tiny_data: Path, tmp_path: Path, capl
 def test_distill_continues_from_a_student_and_refuses_one_of_another_size(
     tiny_data: Path, teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    common = [
-        "distill", "--teacher", str(teacher), "--data", str(tiny_data), "--ngf", "4",
-        "--n-blocks", "2", "--image-size", "32", "--load-size", "36",
-    ]  # fmt: skip
+    common = tiny_distill(teacher, tiny_data)
     assert main([*common, "--out", str(tmp_path / "first"), "--steps", "30"]) == 0
     first = tmp_path / "first" / "package"
     # a learning rate too small to move the weights: the second run starts where the first ended
@@ -195,3 +200,35 @@ def test_distill_with_a_critic_logs_its_losses_and_still_moves_toward_the_teache
         "generator_ab.safetensors",
         "generator_ba.safetensors",
     ]
+
+
+def test_distill_only_one_direction_keeps_the_other_student_as_it_was(
+    tiny_data: Path, teacher: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    common = tiny_distill(teacher, tiny_data)
+    assert main([*common, "--out", str(tmp_path / "first"), "--steps", "5"]) == 0
+    first = tmp_path / "first" / "package"
+    only = [*common, "--out", str(tmp_path / "only"), "--steps", "10", "--only", "a2b"]
+    gan = ["--lambda-gan", "0.5", "--critic-ndf", "8"]
+    assert main([*only, "--init-from", str(first), *gan]) == 0
+    before, after = load_package(first), load_package(tmp_path / "only" / "package")
+    kept = after.load_generator("b2a-fast").state_dict()
+    for name, value in before.load_generator("b2a-fast").state_dict().items():
+        assert torch.equal(kept[name], value), name
+    trained = after.load_generator("a2b-fast").state_dict()
+    moved = [
+        name
+        for name, value in before.load_generator("a2b-fast").state_dict().items()
+        if not torch.equal(trained[name], value)
+    ]
+    assert moved
+    records = (tmp_path / "only" / "metrics.jsonl").read_text().splitlines()
+    assert "l1_ab" in records[-1] and "l1_ba" not in records[-1]
+    assert after.manifest.training["config"]["only"] == "a2b"
+    # refused before any training: no --init-from to copy the other student from, or a
+    # direction the teacher does not translate
+    assert main([*only, "--out", str(tmp_path / "alone")]) == 2
+    assert "--only a2b needs --init-from" in caplog.text
+    assert main([*only[:-1], "zebra2horse", "--init-from", str(first)]) == 2
+    assert "the teacher translates a2b, b2a" in caplog.text
+    assert not (tmp_path / "alone").exists()

@@ -1,0 +1,112 @@
+"""`python -m training interpolate`: a package whose weights lie between two related packages.
+
+Network interpolation (ESRGAN, Wang et al. 2018, section 3.4): a generator trained for
+fidelity (L1 to the teacher: high PSNR, faint stripes) and the same generator fine-tuned
+with an adversarial term (bolder stripes, lower PSNR) sit close together in weight space, so
+`alpha * A + (1 - alpha) * B` is a working generator that trades one for the other without
+any training. It only means something for relatives: two packages must share a run in their
+`init_from` lineage (or be one another's ancestor); independently trained networks do not
+average into a working one, and are refused. A package is known by its name and version.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cyclegan.package import ModelPackage, PackageError, load_package, write_package
+from training.warm_start import grown_from
+
+log = logging.getLogger(__name__)
+
+
+def lineage(record: dict[str, Any]) -> set[tuple[str, str]]:
+    """(name, version) of a `grown_from` record and of every package it came from."""
+    found = {(record["name"], record["version"])}
+    if record.get("init_from"):
+        found |= lineage(record["init_from"])
+    for parent in (record.get("interpolated_from") or {}).get("packages", []):
+        found |= lineage(parent)
+    return found
+
+
+def check_related(a: ModelPackage, b: ModelPackage) -> None:
+    """Refuse, saying why, two packages whose weights cannot be averaged."""
+    if a.manifest.domains != b.manifest.domains:
+        raise PackageError(
+            f"{a.path} translates {a.manifest.domains}, {b.path} {b.manifest.domains}"
+        )
+    if set(a.manifest.directions) != set(b.manifest.directions):
+        raise PackageError(
+            f"{a.path} serves {sorted(a.manifest.directions)}, {b.path} "
+            f"{sorted(b.manifest.directions)}"
+        )
+    for name, direction in a.manifest.directions.items():
+        other = b.direction(name).generator
+        if direction.generator != other:
+            raise PackageError(f"{name}: {a.path} has {direction.generator}, {b.path} {other}")
+    if not lineage(grown_from(a)) & lineage(grown_from(b)):
+        raise PackageError(
+            f"{a.path} and {b.path} share no run in their init_from lineage: independently "
+            "trained networks do not average into a working one"
+        )
+
+
+def mix(a: nn.Module, b: nn.Module, alpha: float) -> nn.Module:
+    """`b`, its floating-point weights replaced by alpha * a + (1 - alpha) * b."""
+    weights_a = a.state_dict()
+    mixed = {
+        key: alpha * weights_a[key] + (1 - alpha) * value if value.is_floating_point() else value
+        for key, value in b.state_dict().items()
+    }
+    b.load_state_dict(mixed)
+    return b
+
+
+def interpolate(
+    a_path: Path, b_path: Path, alpha: float, out: Path, command: list[str]
+) -> ModelPackage:
+    """Write OUT, every direction alpha * A + (1 - alpha) * B; return it."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"--alpha {alpha}: must lie in [0, 1] (the weight of the first package)")
+    a, b = load_package(a_path), load_package(b_path)
+    check_related(a, b)
+    domains = b.manifest.domains
+    between = b.manifest.direction_between
+    generators: dict[str, tuple[nn.Module, Any]] = {}
+    with torch.no_grad():
+        for key, (source, target) in {"ab": domains, "ba": domains[::-1]}.items():
+            name = between(source, target)
+            generators[key] = (
+                mix(a.load_generator(name), b.load_generator(name), alpha),
+                b.direction(name).generator,
+            )
+    training = {
+        **{
+            k: v
+            for k, v in b.manifest.training.items()
+            if k in ("distilled_from", "macs_per_256px_image")
+        },
+        "trainer": "python -m training interpolate",
+        "commands": [["python -m training", *command]],
+        "interpolated_from": {"alpha": alpha, "packages": [grown_from(a), grown_from(b)]},
+        "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    native = next(iter(b.manifest.directions.values())).native_resolution
+    package = write_package(
+        out,
+        name=b.name,
+        version=f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+mix{round(alpha * 100):02d}",
+        domains=domains,
+        generators=generators,
+        native_resolution=native,
+        training=training,
+        direction_suffix=b.manifest.direction_suffix,
+    )
+    log.info("interpolated package written: %s (%.2f of %s)", package.path, alpha, a.path)
+    return package
