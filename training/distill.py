@@ -140,9 +140,9 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
     )  # fmt: skip
     teachers, students = {}, {}
     for key, name in names.items():
-        teachers[key] = teacher_package.load_generator(name).to(device).eval()
-        for parameter in teachers[key].parameters():
-            parameter.requires_grad_(False)
+        if key in trained:  # an untrained student's teacher is never run
+            teachers[key] = teacher_package.load_generator(name).to(device).eval()
+            teachers[key].requires_grad_(False)
         channels = teacher_package.direction(name).generator.ngf * 4
         students[key] = Student(student_config, channels).to(device)
     started_from = None
@@ -200,7 +200,8 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             if step % config.log_every == 0 or step == config.steps:
                 record = {"step": step, "lr": schedule.get_last_lr()[0]}
                 record.update({k: round(v / count, 6) for k, v in sums.items()})
-                record["images_per_second"] = round(2 * count / (time.perf_counter() - started), 3)
+                seconds = time.perf_counter() - started
+                record["images_per_second"] = round(len(trained) * count / seconds, 3)
                 with open(log_path, "a") as handle:
                     handle.write(json.dumps(record) + "\n")
                 bar.set_postfix(l1="/".join(f"{record[f'l1_{key}']:.3f}" for key in trained))

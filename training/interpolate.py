@@ -16,23 +16,31 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+from torch import Tensor, nn
 
+from cyclegan.generator import GeneratorConfig
 from cyclegan.package import ModelPackage, PackageError, load_package, write_package
 from training.warm_start import grown_from
 
 log = logging.getLogger(__name__)
 
 
-def lineage(record: dict[str, Any]) -> set[tuple[str, str]]:
-    """(name, version) of a `grown_from` record and of every package it came from."""
-    found = {(record["name"], record["version"])}
+def lineage(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A `grown_from` record and the records of every package it came from."""
+    found = [record]
     if record.get("init_from"):
-        found |= lineage(record["init_from"])
+        found += lineage(record["init_from"])
     for parent in (record.get("interpolated_from") or {}).get("packages", []):
-        found |= lineage(parent)
+        found += lineage(parent)
     return found
+
+
+def same_package(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """By the weights' hashes where both records have them (older records: name and version,
+    which two runs of one student on one day with the same steps could share)."""
+    if a.get("weights_sha256") and b.get("weights_sha256"):
+        return bool(a["weights_sha256"] == b["weights_sha256"])
+    return (a["name"], a["version"]) == (b["name"], b["version"])
 
 
 def check_related(a: ModelPackage, b: ModelPackage) -> None:
@@ -47,25 +55,28 @@ def check_related(a: ModelPackage, b: ModelPackage) -> None:
             f"{sorted(b.manifest.directions)}"
         )
     for name, direction in a.manifest.directions.items():
-        other = b.direction(name).generator
-        if direction.generator != other:
-            raise PackageError(f"{name}: {a.path} has {direction.generator}, {b.path} {other}")
-    if not lineage(grown_from(a)) & lineage(grown_from(b)):
+        other = b.direction(name)
+        for field in ("generator", "native_resolution"):
+            if getattr(direction, field) != getattr(other, field):
+                raise PackageError(
+                    f"{name}: {a.path} has {field} {getattr(direction, field)}, {b.path} "
+                    f"{getattr(other, field)}"
+                )
+    ancestors = lineage(grown_from(b))
+    if not any(same_package(x, y) for x in lineage(grown_from(a)) for y in ancestors):
         raise PackageError(
-            f"{a.path} and {b.path} share no run in their init_from lineage: independently "
-            "trained networks do not average into a working one"
+            f"{a.path} and {b.path} share no package in their lineage (init_from, "
+            "interpolated_from): independently trained networks do not average into a working one"
         )
 
 
-def mix(a: nn.Module, b: nn.Module, alpha: float) -> nn.Module:
-    """`b`, its floating-point weights replaced by alpha * a + (1 - alpha) * b."""
+def mixed_weights(a: nn.Module, b: nn.Module, alpha: float) -> dict[str, Tensor]:
+    """alpha * a + (1 - alpha) * b for floating-point weights; other buffers as in `b`."""
     weights_a = a.state_dict()
-    mixed = {
+    return {
         key: alpha * weights_a[key] + (1 - alpha) * value if value.is_floating_point() else value
         for key, value in b.state_dict().items()
     }
-    b.load_state_dict(mixed)
-    return b
 
 
 def interpolate(
@@ -74,18 +85,18 @@ def interpolate(
     """Write OUT, every direction alpha * A + (1 - alpha) * B; return it."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"--alpha {alpha}: must lie in [0, 1] (the weight of the first package)")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; pick a new --out (it would be replaced)")
     a, b = load_package(a_path), load_package(b_path)
     check_related(a, b)
     domains = b.manifest.domains
     between = b.manifest.direction_between
-    generators: dict[str, tuple[nn.Module, Any]] = {}
-    with torch.no_grad():
-        for key, (source, target) in {"ab": domains, "ba": domains[::-1]}.items():
-            name = between(source, target)
-            generators[key] = (
-                mix(a.load_generator(name), b.load_generator(name), alpha),
-                b.direction(name).generator,
-            )
+    generators: dict[str, tuple[nn.Module, GeneratorConfig]] = {}
+    for key, (source, target) in {"ab": domains, "ba": domains[::-1]}.items():
+        name = between(source, target)
+        net = b.load_generator(name)
+        net.load_state_dict(mixed_weights(a.load_generator(name), net, alpha))
+        generators[key] = (net, b.direction(name).generator)
     training = {
         **{
             k: v

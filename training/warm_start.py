@@ -86,7 +86,8 @@ def grown_from(package: ModelPackage) -> dict[str, Any]:
     """What model.json records of the package a run started from.
 
     Its commands and its own `init_from` come along, so a package grown over several runs (and
-    machines) still says every command that made it."""
+    machines) still says every command that made it; the weights' hashes tell two packages of
+    one name and version apart (`training interpolate` checks kinship with them)."""
     training = package.manifest.training
     record = {
         "name": package.name,
@@ -94,6 +95,7 @@ def grown_from(package: ModelPackage) -> dict[str, Any]:
         "steps": training.get("steps"),
         "commands": training.get("commands", []),
         "init_from": training.get("init_from"),
+        "weights_sha256": sorted(d.weights.sha256 for d in package.manifest.directions.values()),
     }
     if training.get("interpolated_from"):  # a package mixed from two (training interpolate)
         record["interpolated_from"] = training["interpolated_from"]

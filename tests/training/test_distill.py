@@ -10,16 +10,8 @@ from compile.__main__ import main as compile_main
 from cyclegan.generator import GeneratorConfig, build_generator, count_macs
 from cyclegan.imaging import image_to_tensor
 from cyclegan.package import PackageError, load_package, write_package
-from tests.training.test_training_options import train_cli
 from training.__main__ import main
 from training.data import load_image
-
-
-@pytest.fixture
-def teacher(tiny_data: Path, tmp_path: Path) -> Path:
-    run = tmp_path / "teacher"
-    assert train_cli(tiny_data, run, "--max-steps", "3", "--upsample", "resize") == 0
-    return run / "package"
 
 
 def tiny_distill(teacher: Path, data: Path) -> list[str]:
@@ -149,6 +141,9 @@ def test_distill_continues_from_a_student_and_refuses_one_of_another_size(
         "steps": 30,
         "commands": load_package(first).manifest.training["commands"],  # the lineage travels
         "init_from": None,
+        "weights_sha256": sorted(
+            d.weights.sha256 for d in load_package(first).manifest.directions.values()
+        ),
     }
     assert "--steps" in training["init_from"]["commands"][0]
     assert training["config"]["init_from"] == "package"  # by name, not this machine's path

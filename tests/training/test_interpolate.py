@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from cyclegan.package import load_package
-from tests.training.test_distill import teacher, tiny_distill  # noqa: F401  (teacher: a fixture)
+from tests.training.test_distill import tiny_distill
 from training.__main__ import main
 
 
-def distill(teacher: Path, data: Path, out: Path, *extra: str) -> Path:  # noqa: F811
+def distill(teacher: Path, data: Path, out: Path, *extra: str) -> Path:
     assert main([*tiny_distill(teacher, data), "--out", str(out), *extra]) == 0
     return out / "package"
 
@@ -21,7 +21,7 @@ def weights(package: Path, direction: str) -> dict[str, torch.Tensor]:
 
 def test_interpolate_mixes_the_weights_of_relatives_and_records_both(
     tiny_data: Path,
-    teacher: Path,  # noqa: F811
+    teacher: Path,
     tmp_path: Path,
 ) -> None:
     parent = distill(teacher, tiny_data, tmp_path / "parent", "--steps", "3")
@@ -57,12 +57,13 @@ def test_interpolate_mixes_the_weights_of_relatives_and_records_both(
 
 def test_interpolate_refuses_strangers_other_shapes_and_a_bad_alpha(
     tiny_data: Path,
-    teacher: Path,  # noqa: F811
+    teacher: Path,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     first = distill(teacher, tiny_data, tmp_path / "first", "--steps", "2")
-    stranger = distill(teacher, tiny_data, tmp_path / "stranger", "--steps", "3")
+    # the same name and version as `first` (same day, same steps), other weights
+    stranger = distill(teacher, tiny_data, tmp_path / "stranger", "--steps", "2", "--lr", "1e-2")
     wider = distill(teacher, tiny_data, tmp_path / "wider", "--steps", "1", "--ngf", "8")
     out = tmp_path / "mix"
 
@@ -72,15 +73,22 @@ def test_interpolate_refuses_strangers_other_shapes_and_a_bad_alpha(
         assert says in caplog.text
         assert not out.exists()
 
-    refused(first, stranger, "0.5", "share no run in their init_from lineage")
+    assert load_package(stranger).manifest.version == load_package(first).manifest.version
+    refused(first, stranger, "0.5", "share no package in their lineage")
     refused(first, wider, "0.5", "ngf=8")
     refused(first, first, "1.5", "must lie in [0, 1]")
     refused(first, tmp_path / "none", "0.5", "not a directory")
+    # an existing folder is never replaced, least of all one of the inputs
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in first.iterdir())
+    caplog.clear()
+    assert main(["interpolate", str(first), str(first), "--alpha", "0.5", "--out", str(first)]) == 2
+    assert "exists" in caplog.text
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in first.iterdir()) == before
 
 
 def test_a_run_grown_from_a_mix_is_still_related_to_the_mix_parents(
     tiny_data: Path,
-    teacher: Path,  # noqa: F811
+    teacher: Path,
     tmp_path: Path,
 ) -> None:
     parent = distill(teacher, tiny_data, tmp_path / "parent", "--steps", "2")
