@@ -55,3 +55,28 @@ def test_shipped_model_translates_a_real_test_image() -> None:
     out = create_backend("onnxruntime", package, "horse2zebra", device="cpu").translate(image)
     assert out.shape == image.shape and np.isfinite(out).all()
     assert np.abs(out - image).mean() > 0.02  # it changes the picture
+
+
+FAST = ROOT / "models" / "horse2zebra-fast"
+
+
+def test_shipped_fast_student_is_small_distilled_from_this_default_and_close_to_it() -> None:
+    student, teacher = load_package(FAST), load_package(MODEL)
+    training = student.manifest.training
+    assert training["distilled_from"]["name"] == teacher.name
+    assert training["distilled_from"]["version"] == teacher.manifest.version  # the current one
+    macs = training["macs_per_256px_image"]
+    assert macs <= training["distilled_from"]["macs_per_256px_image"] / 4  # issue 13, section 1
+    for direction in student.manifest.directions.values():
+        assert count_macs(direction.generator, 256, 256) == macs
+        assert direction.onnx is not None and direction.onnx.max_abs_error <= 1e-4
+    evaluation = student.manifest.evaluation
+    assert evaluation is not None and set(evaluation["directions"]) == set(
+        student.manifest.directions
+    )
+    for result in evaluation["directions"].values():
+        assert result["teacher"] == f"{teacher.name} {teacher.manifest.version}"
+        assert result["psnr_vs_teacher_db"] >= 25.0  # issue 13, section 1
+    image = image_to_tensor(load_image(real_images("testA", 1)[0]))[None].numpy()
+    out = create_backend("onnxruntime", student, "horse2zebra-fast", device="cpu").translate(image)
+    assert out.shape == image.shape and np.abs(out - image).mean() > 0.02
