@@ -4,9 +4,9 @@ Network interpolation (ESRGAN, Wang et al. 2018, section 3.4): a generator train
 fidelity (L1 to the teacher: high PSNR, faint stripes) and the same generator fine-tuned
 with an adversarial term (bolder stripes, lower PSNR) sit close together in weight space, so
 `alpha * A + (1 - alpha) * B` is a working generator that trades one for the other without
-any training. It only means something for relatives: two packages must share a run in their
-`init_from` lineage (or be one another's ancestor); independently trained networks do not
-average into a working one, and are refused. A package is known by its name and version.
+any training. It only means something for relatives: two packages must share a package in
+their lineage (`init_from` and `interpolated_from` records, matched by the weights' hashes);
+independently trained networks do not average into a working one, and are refused.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def interpolate(
         net = b.load_generator(name)
         net.load_state_dict(mixed_weights(a.load_generator(name), net, alpha))
         generators[key] = (net, b.direction(name).generator)
+    now = datetime.datetime.now(datetime.UTC)
     training = {
         **{
             k: v
@@ -106,13 +107,13 @@ def interpolate(
         "trainer": "python -m training interpolate",
         "commands": [["python -m training", *command]],
         "interpolated_from": {"alpha": alpha, "packages": [grown_from(a), grown_from(b)]},
-        "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "packaged_at": now.isoformat(timespec="seconds"),
     }
     native = next(iter(b.manifest.directions.values())).native_resolution
     package = write_package(
         out,
         name=b.name,
-        version=f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+mix{round(alpha * 100):02d}",
+        version=f"{now:%Y.%m.%d}+mix{round(alpha * 100):02d}",
         domains=domains,
         generators=generators,
         native_resolution=native,
