@@ -35,6 +35,11 @@ TRAIN_FLAGS: dict[str, type] = {
     "lr": float,
     "lambda-cycle": float,
     "lambda-identity": float,
+    "lambda-gan": float,
+    "lambda-content": float,
+    "ema": float,
+    "val-fraction": float,
+    "val-every": int,
     "pool-size": int,
     "log-every": int,
     "checkpoint-every": int,
@@ -72,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--d-norm", choices=["instance", "spectral"],
         help="discriminator normalisation: instance (reference) or spectral (Miyato et al. 2018)",
+    )  # fmt: skip
+    train.add_argument(
+        "--d-arch", choices=["patch", "projected", "both"],
+        help="discriminator: PatchGAN (reference), projected (heads on frozen ImageNet features, "
+        "Projected GAN), or both",
+    )  # fmt: skip
+    train.add_argument(
+        "--feature-network", choices=["lite0", "lite1"],
+        help="the frozen EfficientNet-Lite of --d-arch projected and --lambda-content (lite0)",
     )  # fmt: skip
     train.add_argument(
         "--diffaugment",
@@ -201,6 +215,8 @@ def run_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         upsample=args.upsample,
         d_norm=args.d_norm,
+        d_arch=args.d_arch,
+        feature_network=args.feature_network,
         lambda_cycle_b=args.lambda_cycle_b,
         d_warmup_steps=args.d_warmup_steps,
         diffaugment=args.diffaugment,
@@ -213,8 +229,13 @@ def run_train(args: argparse.Namespace) -> int:
     config = resolve_config(file_values, flag_values, base)
     if base is not None:
         before = TrainConfig.model_validate(base)
-        fixed = ("ngf", "n_blocks", "upsample", "ndf", "n_layers", "d_norm", "domains")
+        fixed = (
+            "ngf", "n_blocks", "upsample", "ndf", "n_layers", "d_norm", "domains", "d_arch",
+            "feature_network", "val_fraction",
+        )  # fmt: skip
         changed = [key for key in fixed if getattr(config, key) != getattr(before, key)]
+        if bool(config.ema) != bool(before.ema):
+            changed.append("ema (on or off)")
         if changed:
             raise ValueError(f"cannot change {', '.join(changed)} when resuming a run")
     return train(config, args.out, resume=args.resume, command=args.argv)

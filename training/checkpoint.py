@@ -59,14 +59,24 @@ def checkpoint_state(state: TrainState, config: TrainConfig, runtime: Runtime) -
     if runtime.world > 1:
         all_pools = [None] * runtime.world
         dist.all_gather_object(all_pools, pools)
-    generators, discriminators = state.generators, state.discriminators
+    generators = state.generators
+    average = {}
+    if state.average is not None:
+        average = {
+            "average_ab": state.average.generators.generator_ab.state_dict(),
+            "average_ba": state.average.generators.generator_ba.state_dict(),
+            "average_updates": state.average.updates,
+        }
+    discriminators = {
+        name: part.state_dict() for name, part in state.discriminators.trained_parts().items()
+    }
     return {
         "step": state.step,
         "config": config.model_dump(mode="json"),
         "generator_ab": generators.generator_ab.state_dict(),
         "generator_ba": generators.generator_ba.state_dict(),
-        "discriminator_a": discriminators.discriminator_a.state_dict(),
-        "discriminator_b": discriminators.discriminator_b.state_dict(),
+        **average,
+        **discriminators,
         "optimizer_g": state.optimizer_g.state_dict(),
         "optimizer_d": state.optimizer_d.state_dict(),
         "scaler_g": state.scaler_g.state_dict(),
@@ -80,8 +90,12 @@ def checkpoint_state(state: TrainState, config: TrainConfig, runtime: Runtime) -
 def restore_state(state: TrainState, saved: dict[str, Any], runtime: Runtime) -> None:
     state.generators.generator_ab.load_state_dict(saved["generator_ab"])
     state.generators.generator_ba.load_state_dict(saved["generator_ba"])
-    state.discriminators.discriminator_a.load_state_dict(saved["discriminator_a"])
-    state.discriminators.discriminator_b.load_state_dict(saved["discriminator_b"])
+    for name, part in state.discriminators.trained_parts().items():
+        part.load_state_dict(saved[name])
+    if state.average is not None:
+        state.average.generators.generator_ab.load_state_dict(saved["average_ab"])
+        state.average.generators.generator_ba.load_state_dict(saved["average_ba"])
+        state.average.updates = int(saved["average_updates"])
     state.optimizer_g.load_state_dict(saved["optimizer_g"])
     state.optimizer_d.load_state_dict(saved["optimizer_d"])
     state.scaler_g.load_state_dict(saved["scaler_g"])

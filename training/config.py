@@ -34,6 +34,12 @@ class TrainConfig(BaseModel):
     ndf: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=1, description="discriminator depth; 3 gives 70x70 patches")
     d_norm: Literal["instance", "spectral"] = "instance"
+    d_arch: Literal["patch", "projected", "both"] = Field(
+        "patch", description="PatchGAN, a discriminator on frozen pretrained features, or both"
+    )
+    feature_network: Literal["lite0", "lite1"] = Field(
+        "lite0", description="frozen ImageNet network of --d-arch projected, --lambda-content"
+    )
     # objective
     gan_loss: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
     lambda_cycle: float = Field(10.0, ge=0)
@@ -41,6 +47,13 @@ class TrainConfig(BaseModel):
         None, ge=0, description="weight of the B->A->B cycle; default lambda_cycle"
     )
     lambda_identity: float = Field(0.5, ge=0, description="times lambda_cycle; 0 turns it off")
+    lambda_gan: float = Field(
+        1.0, ge=0, description="weight of the projected discriminator's adversarial term"
+    )
+    lambda_content: float = Field(
+        0.0, ge=0, description="L1 between input and translation in the feature network's "
+        "mid-level features (a semantic alternative to identity); 0 turns it off",
+    )  # fmt: skip
     diffaugment: tuple[Literal["color", "translation", "cutout"], ...] = Field(
         (), description="DiffAugment policy for the discriminators' inputs, e.g. color,translation"
     )
@@ -48,6 +61,18 @@ class TrainConfig(BaseModel):
     d_warmup_steps: int = Field(
         0, ge=0, description="first steps that train only the discriminators (after init_from)"
     )
+    ema: float = Field(
+        0.0, ge=0, lt=1, description="decay of an average of the generators' weights that the "
+        "package holds (e.g. 0.999); 0: the package holds the last weights",
+    )  # fmt: skip
+    # model selection
+    val_fraction: float = Field(
+        0.0, ge=0, le=0.5, description="share of each train folder held out for validation"
+    )
+    val_every: int = Field(
+        0, ge=0, description="score the generators on the validation split every N steps; "
+        "the package holds the best-scoring ones (0: never, the package holds the last)",
+    )  # fmt: skip
     # optimisation
     batch_size: int = Field(1, ge=1, description="per process")
     lr: float = Field(2e-4, gt=0)
@@ -79,6 +104,8 @@ class TrainConfig(BaseModel):
             raise ValueError("image_size (the crop) cannot exceed load_size")
         if self.domains[0] == self.domains[1]:
             raise ValueError("the two domains need different names")
+        if self.val_every and not self.val_fraction:
+            raise ValueError("val_every needs a validation split: set val_fraction (e.g. 0.1)")
         if self.epochs + self.epochs_decay == 0 and self.max_steps is None:
             raise ValueError("nothing to train: epochs + epochs_decay is 0 and no max_steps")
         return self
@@ -86,6 +113,10 @@ class TrainConfig(BaseModel):
     @property
     def package_name(self) -> str:
         return self.name or direction_name(*self.domains)
+
+    @property
+    def uses_feature_network(self) -> bool:
+        return self.d_arch != "patch" or self.lambda_content > 0
 
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks, upsample=self.upsample)

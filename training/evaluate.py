@@ -62,7 +62,11 @@ def judge(result: dict[str, Any], classifier_accuracy: float | None) -> dict[str
 
 def load_test_images(folder: Path, resolution: int, limit: int | None) -> Tensor:
     """(N, 3, r, r) in [-1, 1]: shorter side resized to `resolution`, centre-cropped square."""
-    files = scan_folder(folder).files[:limit]
+    return load_images(scan_folder(folder).files[:limit], resolution)
+
+
+def load_images(files: list[Path], resolution: int) -> Tensor:
+    """`load_test_images` for a list of files."""
     images = []
     for path in files:
         tensor = image_to_tensor(load_image(path))[None]

@@ -35,16 +35,37 @@ def portable_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def packaged_weights(saved: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generators a package holds, and what model.json says of them.
+
+    The best-scoring on the validation split when the run validated (`--val-every`), else the
+    weight average when it kept one (`--ema`), else the last weights."""
+    ema = saved["config"].get("ema") or None
+    if saved.get("selected"):
+        chosen = saved["selected"]
+        record = {
+            "kind": "selected on the validation split", "step": chosen["step"],
+            "scores": chosen["scores"], "ema_decay": ema,
+        }  # fmt: skip
+        return {key: chosen[f"generator_{key}"] for key in ("ab", "ba")}, record
+    if "average_ab" in saved:
+        average = {key: saved[f"average_{key}"] for key in ("ab", "ba")}
+        return average, {"kind": "ema", "step": int(saved["step"]), "ema_decay": ema}
+    last = {key: saved[f"generator_{key}"] for key in ("ab", "ba")}
+    return last, {"kind": "last", "step": int(saved["step"])}
+
+
 def package_checkpoint(
     saved: dict[str, Any], out: Path, run: Path | None = None, fp16_weights: bool = False
 ) -> ModelPackage:
     """Write a model package from a checkpoint; with `run`, also its commands and log."""
     config = TrainConfig.model_validate(saved["config"])
     generator_config = config.generator_config()
+    weights, weights_record = packaged_weights(saved)
     generators = {}
     for key in ("ab", "ba"):
         net = build_generator(generator_config)
-        net.load_state_dict(saved[f"generator_{key}"])
+        net.load_state_dict(weights[key])
         generators[key] = (net, generator_config)
     step = int(saved["step"])
     steps_per_epoch = int(saved.get("steps_per_epoch") or 0)
@@ -58,6 +79,7 @@ def package_checkpoint(
         "epoch_length": saved.get("epoch_length"),
         "last_losses": saved.get("last_losses"),
         "init_from": saved.get("init_from"),
+        "weights": weights_record,
         "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     version = f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+step{step}"

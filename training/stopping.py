@@ -44,7 +44,11 @@ class TimeBudget:
 
     def __init__(self, minutes: float | None) -> None:
         self.minutes = minutes
+        self.started = time.monotonic()
         self.deadline = None if minutes is None else time.monotonic() + minutes * 60
+
+    def elapsed_minutes(self) -> float:
+        return (time.monotonic() - self.started) / 60
 
     def spent(self, runtime: Runtime) -> bool:
         if self.deadline is None:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan.package import write_json_atomic
+from training.adversary import restore_adversary, save_adversary
 from training.checkpoint import (
     checkpoint_path,
     checkpoint_state,
@@ -33,8 +34,8 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.config import TrainConfig
-from training.data import ResumableSampler, UnpairedDataset, scan_folder
-from training.networks import TrainState, build_state
+from training.data import ImageFolder, ResumableSampler, UnpairedDataset, scan_folder
+from training.networks import TrainState, WeightAverage, build_state
 from training.packaging import COMMANDS_NAME, package_checkpoint
 from training.plot import LOG_NAME
 from training.runtime import (
@@ -48,7 +49,10 @@ from training.samples import sample_images, save_samples
 from training.schedule import lr_scheduler
 from training.step import LOSS_NAMES, train_step
 from training.stopping import StopRequest, TimeBudget
+from training.validation import SELECTION, Validator, split_validation
 from training.warm_start import init_generators_from
+
+VALIDATION_LOG = "validation.jsonl"
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,9 @@ def start_state(
             config.init_from, generators.generator_ab, generators.generator_ba,
             config.generator_config(), config.domains,
         )  # fmt: skip
+        grown_from["adversary"] = restore_adversary(config.init_from, state.discriminators, config)
+        if state.average is not None:  # the average starts from the grown weights
+            state.average = WeightAverage(generators, config.ema)
     if runtime.world > 1:
         ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         state.generators_train = DistributedDataParallel(state.generators, device_ids=ids)
@@ -142,11 +149,17 @@ def _train(
             "pass --resume to continue it, or choose another --out"
         )
     saved = load_checkpoint(ckpt) if resume else None
+    folder_a, folder_b = scan_folder(config.data / "trainA"), scan_folder(config.data / "trainB")
+    train_a, held_a = split_validation(folder_a.files, config.val_fraction)
+    train_b, held_b = split_validation(folder_b.files, config.val_fraction)
     dataset = UnpairedDataset(
-        scan_folder(config.data / "trainA"), scan_folder(config.data / "trainB"),
+        ImageFolder(folder_a.path, train_a, folder_a.skipped),
+        ImageFolder(folder_b.path, train_b, folder_b.skipped),
         config.load_size, config.image_size, config.flip, config.seed,
     )  # fmt: skip
     state, grown_from = start_state(config, runtime, saved)
+    selected = saved.get("selected") if saved else None
+    minutes_before = float(saved.get("minutes_trained", 0.0)) if saved else 0.0
     sampler = ResumableSampler(
         dataset.epoch_length, config.batch_size, runtime.rank, runtime.world, state.step
     )
@@ -176,6 +189,34 @@ def _train(
         )  # fmt: skip
     samples = sample_images(config) if runtime.is_main else None
     losses_log = LossLog(run / LOG_NAME, config.batch_size * runtime.world)
+    validator = None
+    if config.val_every and runtime.is_main:
+        log.info("validation: %d + %d held-out images", len(held_a), len(held_b))
+        validator = Validator(config, held_a, held_b, runtime)
+    budget = TimeBudget(config.max_minutes)
+
+    def validate() -> None:
+        """Score the served generators; keep them in the checkpoint when they are the best."""
+        nonlocal selected
+        assert validator is not None
+        scores = validator.score(state.served_generators)
+        if state.average is not None:  # how much the average gains over the last weights
+            raw = validator.score(state.generators)
+            scores |= {f"raw_{key}": value for key, value in raw.items()}
+        minutes = minutes_before + budget.elapsed_minutes()
+        record = {"step": state.step, "minutes": round(minutes, 2), **scores}
+        with open(run / VALIDATION_LOG, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        best = selected is None or scores[SELECTION] < selected["scores"][SELECTION]
+        log.info("validation at step %d: %s %.2f%s", state.step, SELECTION, scores[SELECTION],
+                 " (best so far)" if best else "")  # fmt: skip
+        if best:
+            served = state.served_generators
+            selected = {
+                "step": state.step, "scores": scores,
+                "generator_ab": {k: v.clone() for k, v in served.generator_ab.state_dict().items()},
+                "generator_ba": {k: v.clone() for k, v in served.generator_ba.state_dict().items()},
+            }  # fmt: skip
 
     def save() -> None:
         check_replicas_in_sync((state.generators, state.discriminators), runtime, state.step)
@@ -184,12 +225,14 @@ def _train(
             snapshot.update(
                 steps_per_epoch=steps_per_epoch, epoch_length=dataset.epoch_length,
                 last_losses=losses_log.last, init_from=grown_from,
+                minutes_trained=minutes_before + budget.elapsed_minutes(),
             )  # fmt: skip
+            if selected is not None:
+                snapshot["selected"] = selected
             save_checkpoint(ckpt, snapshot)
             log.info("checkpoint at step %d: %s", state.step, ckpt)
 
     batches = iter(loader)
-    budget = TimeBudget(config.max_minutes)
     progress = tqdm(
         total=total, initial=state.step, desc="training", unit="step",
         disable=not runtime.is_main, dynamic_ncols=True,
@@ -208,9 +251,11 @@ def _train(
                 progress.set_postfix(
                     G=f"{losses_log.last['loss_G']:.3f}", D=f"{losses_log.last['loss_D']:.3f}"
                 )
+            if validator is not None and step % config.val_every == 0:
+                validate()
             if samples is not None and step % config.sample_every == 0:
                 save_samples(
-                    state.generators,
+                    state.served_generators,
                     samples,
                     run / "samples" / f"step_{step:07d}.png",
                     runtime.device,
@@ -224,10 +269,14 @@ def _train(
                 break
             if step % config.checkpoint_every == 0 and step < total:
                 save()
+    if validator is not None and state.step % config.val_every:
+        validate()  # the last weights get their chance too
     save()
     if runtime.is_main:
         package = package_checkpoint(load_checkpoint(ckpt), run / "package", run)
+        adversary = save_adversary(package.path, state.discriminators, config)
         log.info(
-            "model package written: %s (%s)", package.path, ", ".join(package.manifest.directions)
-        )
+            "model package written: %s (%s); its discriminators beside it: %s",
+            package.path, ", ".join(package.manifest.directions), adversary.name,
+        )  # fmt: skip
     return 0

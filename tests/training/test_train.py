@@ -58,7 +58,9 @@ def test_one_step_moves_every_network(tiny_data: Path, gan_loss: str) -> None:
     }
     losses = train_step(first_batch(config), state, config, runtime)
     assert state.step == 1
-    assert set(losses) == {"loss_G", "loss_G_GAN", "loss_G_cycle", "loss_G_identity", "loss_D"}
+    assert set(losses) == {
+        "loss_G", "loss_G_GAN", "loss_G_cycle", "loss_G_identity", "loss_G_content", "loss_D"
+    }  # fmt: skip
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert losses["loss_G"] == pytest.approx(
         losses["loss_G_GAN"] + losses["loss_G_cycle"] + losses["loss_G_identity"], rel=1e-5
