@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run", type=Path, help="a run folder, or a model package (it keeps the log)")
     plot.add_argument("--watch", action="store_true", help="redraw as the log grows (Ctrl-C ends)")
 
+    curves = commands.add_parser(
+        "plot-validation", help="validation scores of several runs against training minutes"
+    )
+    curves.add_argument("runs", nargs="+", metavar="LABEL=RUN", help="run folders, labelled")
+    curves.add_argument("--out", type=Path, required=True, help="the PNG to write")
+
     package = commands.add_parser("package", help="write a model package from a run's checkpoint")
     package.add_argument("--run", type=Path, required=True)
     package.add_argument("--out", type=Path, required=True)
@@ -179,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the domain classifier is cached (trained on first use)",
     )  # fmt: skip
     evaluate.add_argument("--resolution", type=int, help="default: the package's native one")
+    evaluate.add_argument(
+        "--classifier-seeds", type=int, default=3, metavar="N",
+        help="train the domain classifier with N seeds; report each domain score's mean and "
+        "spread (the first seed's stays the domain score)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--judge", choices=["auto", "lite0", "lite1", "none"], default="auto",
+        help="the ImageNet network for FD-Lite and the ImageNet check; auto: the Lite that "
+        "training's discriminator did not use",
+    )  # fmt: skip
     evaluate.add_argument(
         "--teacher", type=Path, help="a student's teacher package: also PSNR against its outputs"
     )
@@ -269,6 +285,17 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_plot_validation(args: argparse.Namespace) -> int:
+    from training.plot import plot_validation
+
+    runs = {}
+    for argument in args.runs:
+        label, _, path = argument.rpartition("=")
+        runs[label or Path(path).name] = Path(path)
+    log.info("validation curves written: %s", plot_validation(runs, args.out))
+    return 0
+
+
 def run_package(args: argparse.Namespace) -> int:
     from training.packaging import package_checkpoint
 
@@ -298,12 +325,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         inception = load_fid_inception(args.inception_weights)
     classifier = load_or_train_classifier(args.data, args.classifier_cache)
+    more_classifiers = [
+        load_or_train_classifier(args.data, args.classifier_cache, seed)
+        for seed in range(1, args.classifier_seeds)
+    ]
+    judge_network = None
+    if args.judge != "none":
+        from training.feature_network import FeatureNetwork
+        from training.imagenet_check import judge_for
+
+        trained_with = package.manifest.training.get("config", {}).get("feature_network")
+        name = judge_for(trained_with or "lite0") if args.judge == "auto" else args.judge
+        judge_network = FeatureNetwork(name)
     teacher = load_package(args.teacher) if args.teacher else None
     out = args.out or package.path / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     report = evaluate_package(
         package, args.data, classifier, inception, args.resolution, args.limit,
         grid_path=out.with_suffix(".png"), teacher=teacher, graph=args.graph,
+        judge_network=judge_network, more_classifiers=more_classifiers,
     )  # fmt: skip
     write_json_atomic(out, report)
     log.info("report written: %s (grid %s)", out, out.with_suffix(".png"))
@@ -341,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "distill": run_distill,
         "interpolate": run_interpolate,
         "plot": run_plot,
+        "plot-validation": run_plot_validation,
         "package": run_package,
         "evaluate": run_evaluate,
         "compare": run_compare,

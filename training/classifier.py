@@ -205,9 +205,10 @@ def train_classifier(data: Path, seed: int = 0) -> tuple[DomainClassifier, Accur
     return net, test
 
 
-def load_or_train_classifier(data: Path, cache_dir: Path) -> TrainedClassifier:
-    """The cached classifier for `data` if there is one, else train it and cache it."""
-    path = cache_dir / f"domain-classifier-{data_fingerprint(data)}.safetensors"
+def load_or_train_classifier(data: Path, cache_dir: Path, seed: int = 0) -> TrainedClassifier:
+    """The cached classifier for `data` (and `seed`) if there is one, else train and cache it."""
+    seeded = f"-seed{seed}" if seed else ""  # seed 0 keeps the name caches already have
+    path = cache_dir / f"domain-classifier-{data_fingerprint(data)}{seeded}.safetensors"
     net = DomainClassifier(RECIPE["width"])
     if path.is_file():
         from safetensors import safe_open
@@ -218,7 +219,7 @@ def load_or_train_classifier(data: Path, cache_dir: Path) -> TrainedClassifier:
         raw = json.loads(metadata.get("test", "null"))
         log.info("domain classifier from cache: %s", path)
         return TrainedClassifier(net.eval(), None if raw is None else Accuracy(*raw), path)
-    net, test = train_classifier(data)
+    net, test = train_classifier(data, seed)
     cache_dir.mkdir(parents=True, exist_ok=True)
     counts = None if test is None else [test.correct, test.total]
     save_file(net.state_dict(), path, metadata={"test": json.dumps(counts)})

@@ -52,16 +52,48 @@ def read_reports(arguments: list[str]) -> list[Report]:
     return reports
 
 
+def _judge_columns(reports: list[Report]) -> list[tuple[str, str]]:
+    """(header, key) of the pretrained-judge figures that any report has, in a fixed order."""
+    present = {k for r in reports for d in r.data["directions"].values() for k in d}
+    columns = [(f"FD-{k[3:].replace('lite', 'Lite')}", k) for k in sorted(present)
+               if k.startswith("fd_")]  # fmt: skip
+    if "imagenet_target_share" in present:
+        columns.append(("ImageNet: target", "imagenet_target_share"))
+    if "imagenet_source_left" in present:
+        columns.append(("ImageNet: source left", "imagenet_source_left"))
+    return columns
+
+
+def _cell(figures: dict, key: str) -> str:
+    value = figures.get(key)
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if key.startswith("fd_") else f"{value:.3f}"
+
+
+def _domain_score(figures: dict) -> str:
+    """The first classifier's score, with the seeds' mean ± spread when there are several."""
+    text = f"{figures['domain_score']:.3f}"
+    if "domain_score_mean" in figures:
+        seeds = len(figures["domain_score_per_seed"])
+        text += (
+            f" ({figures['domain_score_mean']:.3f} ± {figures['domain_score_std']:.3f}, "
+            f"{seeds} seeds)"
+        )
+    return text
+
+
 def markdown_table(reports: list[Report]) -> list[str]:
     directions = list(dict.fromkeys(d for r in reports for d in r.data["directions"]))
     classifier = reports[0].data["classifier"]
+    judged = _judge_columns(reports)
     lines = [
         f"Domain classifier: {classifier['test_correct']}/{classifier['test_images']} "
         f"({classifier['test_accuracy']:.3f}) of the real test images right.",
         "",
         "| direction | model | version | domain score | cycle PSNR dB | cycle SSIM | "
-        "classifier-FID | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "classifier-FID | " + "".join(f"{header} | " for header, _ in judged) + "verdict |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(judged) + "---|",
     ]
     for direction in directions:
         for report in reports:
@@ -70,8 +102,9 @@ def markdown_table(reports: list[Report]) -> list[str]:
                 continue
             lines.append(
                 f"| {direction} | {report.label} | {report.data['version']} | "
-                f"{figures['domain_score']:.3f} | {figures['cycle_psnr_db']:.2f} | "
+                f"{_domain_score(figures)} | {figures['cycle_psnr_db']:.2f} | "
                 f"{figures['cycle_ssim']:.3f} | {figures['classifier_fid']:.1f} | "
-                f"{figures['judgement']['verdict']} |"
+                + "".join(f"{_cell(figures, key)} | " for _, key in judged)
+                + f"{figures['judgement']['verdict']} |"
             )
     return lines

@@ -6,18 +6,25 @@ For each direction (testA -> B, testB -> A) it reports:
 - diversity: mean pairwise feature distance of the translations over that of the real target
   images (a collapsed generator scores near 0);
 - FID and KID in the classifier's feature space, and in Inception-v3's when weights are given;
-and the same FID/KID between the real source and real target images, as a scale to read by.
+- with a judge network (an ImageNet EfficientNet-Lite that training did not use,
+  `imagenet_check.py`): FD-Lite and KD-Lite in its pooled features, and the ImageNet check
+  where a domain has an ImageNet class, with the same figures for the real photos as the ceiling;
+- with more classifiers (other seeds), each one's domain score, their mean and spread;
+and the same FID/KID/FD between the real source and real target images, as a scale to read by.
 
 No one figure is trusted alone: `judge` calls a direction "good" only when the classifier is
-accurate enough to believe, the translation lands in the target domain, the content survives
-the cycle, the outputs sit nearer the target than the inputs did, and they are not collapsed.
+accurate enough to believe, the translation lands in the target domain (by the classifier and,
+where it applies, by ImageNet), the content survives the cycle, the outputs sit nearer the
+target than the inputs did in every feature space, and they are not collapsed. A small
+classifier trained here is easily fooled by a colour wash and line artefacts; the ImageNet
+judge is not, so the verdict needs both.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +37,8 @@ from cyclegan.imaging import image_grid, image_to_tensor, served_resolution
 from cyclegan.package import ModelPackage
 from training.classifier import TrainedClassifier
 from training.data import DataError, load_image, scan_folder
+from training.feature_network import FeatureNetwork
+from training.imagenet_check import imagenet_check, judge_outputs, pretrained_metrics
 from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,8 @@ MIN_CLASSIFIER_ACCURACY = 0.93  # below this the domain score is too loose to be
 MIN_DOMAIN_SCORE = 0.85
 MIN_CYCLE_PSNR_DB = 20.0  # a generator that paints the target anyhow loses the content
 MIN_DIVERSITY_RATIO = 0.5  # far below 1: the outputs look alike (mode collapse)
+MIN_IMAGENET_TARGET_SHARE = 0.5  # e.g. horse2zebra: top-1 "zebra" (real zebra photos: 0.93)
+MAX_IMAGENET_SOURCE_LEFT = 0.15  # e.g. zebra2horse: still top-1 "zebra" (real horses: 0.00)
 
 
 def judge(result: dict[str, Any], classifier_accuracy: float | None) -> dict[str, Any]:
@@ -56,6 +67,17 @@ def judge(result: dict[str, Any], classifier_accuracy: float | None) -> dict[str
         f"diversity ratio >= {MIN_DIVERSITY_RATIO}": result["diversity_ratio"]
         >= MIN_DIVERSITY_RATIO,
     }
+    for key in [k for k in result if k.startswith("fd_")]:
+        name = key.removeprefix("fd_").replace("lite", "Lite")
+        checks[f"FD-{name} below the real-vs-real baseline"] = result[key] < result["baseline"][key]
+    if "imagenet_target_share" in result:
+        checks[f"ImageNet top-1 target share >= {MIN_IMAGENET_TARGET_SHARE}"] = (
+            result["imagenet_target_share"] >= MIN_IMAGENET_TARGET_SHARE
+        )
+    if "imagenet_source_left" in result:
+        checks[f"ImageNet top-1 source share left <= {MAX_IMAGENET_SOURCE_LEFT}"] = (
+            result["imagenet_source_left"] <= MAX_IMAGENET_SOURCE_LEFT
+        )
     failed = [check for check, passed in checks.items() if not passed]
     return {"verdict": "weak" if failed else "good", "failed": failed}
 
@@ -113,6 +135,27 @@ def feature_metrics(fake: Tensor, real: Tensor, prefix: str) -> dict[str, float]
     }
 
 
+def judged(
+    judge_network: FeatureNetwork, fake: Tensor, source: Tensor, target: Tensor, direction: Any
+) -> dict[str, Any]:
+    """FD/KD-Lite and the ImageNet check of the translations; the real photos' as scales."""
+    of_target = judge_outputs(judge_network, target)
+    result: dict[str, Any] = pretrained_metrics(
+        judge_network, judge_outputs(judge_network, fake), of_target,
+        direction.source, direction.target,
+    )  # fmt: skip
+    baseline = pretrained_metrics(
+        judge_network, judge_outputs(judge_network, source), of_target,
+        direction.source, direction.target,
+    )  # fmt: skip
+    result["baseline"] = {k: v for k, v in baseline.items() if not k.startswith("imagenet")}
+    # The ceiling: the real target photos, read the way the translations are read.
+    result["imagenet_real_photos"] = imagenet_check(
+        of_target["top1"], direction.source, direction.target
+    )
+    return result
+
+
 def evaluate_package(
     package: ModelPackage,
     data: Path,
@@ -124,6 +167,8 @@ def evaluate_package(
     grid_path: Path | None = None,
     teacher: ModelPackage | None = None,
     graph: GraphName = "pytorch",
+    judge_network: FeatureNetwork | None = None,
+    more_classifiers: Sequence[TrainedClassifier] = (),
 ) -> dict[str, Any]:
     """The report (a JSON-ready dict) for every direction of `package` on DIR/testA, testB.
 
@@ -147,7 +192,12 @@ def evaluate_package(
             "test_images": None if classifier.test is None else classifier.test.total,
             "feature_dim": classifier.net.feature_dim,
         },
-        "feature_spaces": ["classifier"] + (["inception"] if inception is not None else []),
+        "feature_spaces": ["classifier"]
+        + (["inception"] if inception is not None else [])
+        + ([judge_network.name] if judge_network is not None else []),
+        "more_classifiers": [
+            {"file": c.path.name, "test_accuracy": c.test_accuracy} for c in more_classifiers
+        ],
         "graph": graph,
         "directions": {},
     }
@@ -200,6 +250,17 @@ def evaluate_package(
             result["baseline"].update(
                 feature_metrics(inception_features(inception, source), target_inc, "inception")
             )
+        if more_classifiers:
+            scores = [result["domain_score"]] + [
+                float((c.predict(fake)[0] == target_label).float().mean()) for c in more_classifiers
+            ]
+            result["domain_score_per_seed"] = scores
+            result["domain_score_mean"] = float(torch.tensor(scores).mean())
+            result["domain_score_std"] = float(torch.tensor(scores).std(correction=0))
+        if judge_network is not None:
+            of_judge = judged(judge_network, fake, source, target, direction)
+            result["baseline"].update(of_judge.pop("baseline"))
+            result.update(of_judge)
         if teacher is not None:
             teacher_name = teacher.manifest.direction_between(direction.source, direction.target)
             reference = translate_all(

@@ -76,6 +76,12 @@ class Discriminators(nn.Module):
         )
         return {name: getattr(self, name) for name in names}
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the optimizer updates: never the frozen feature network or random mixing."""
+        parts = self.trained_parts().values()
+        return [p for part in parts for name, p in part.named_parameters()
+                if not name.startswith("mixing.")]  # fmt: skip
+
     def judge(self, domain: str, images: Tensor) -> dict[str, Tensor | list[Tensor]]:
         """Domain `domain`'s discriminators' scores of `images`: {"patch": .., "projected": ..}."""
         scores: dict[str, Tensor | list[Tensor]] = {}
@@ -173,7 +179,9 @@ def build_state(config: TrainConfig, device: torch.device, fp16: bool, rank: int
         generators=generators,
         discriminators=discriminators,
         optimizer_g=torch.optim.Adam(generators.parameters(), lr=config.lr, betas=betas),
-        optimizer_d=torch.optim.Adam(discriminators.parameters(), lr=config.lr, betas=betas),
+        optimizer_d=torch.optim.Adam(
+            discriminators.trainable_parameters(), lr=config.lr, betas=betas
+        ),
         # fp16 needs loss scaling against underflow; bf16 and fp32 do not (disabled = no-op).
         scaler_g=torch.amp.GradScaler(device.type, enabled=fp16),
         scaler_d=torch.amp.GradScaler(device.type, enabled=fp16),

@@ -3,6 +3,10 @@
 One panel per loss (raw values faint, a moving average on top) and one for the learning rate,
 all over training steps. Works on a run folder or a model package (which keeps the log).
 `--watch` redraws whenever the log grows, for a run that is still training.
+
+`python -m training plot-validation LABEL=RUN ... --out PNG`: several runs' validation scores
+(RUN/validation.jsonl) against training minutes, one line per run: the quality-against-CPU-time
+curve of an ablation.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ LOSSES = {
     "loss_G_GAN": "generators, adversarial",
     "loss_G_cycle": "cycle consistency",
     "loss_G_identity": "identity",
+    "loss_G_content": "content (pretrained features)",
     "loss_D": "discriminators",
 }
 
@@ -95,3 +100,42 @@ def plot_run(run: Path, watch: bool = False, every: float = 30.0) -> Path:
         if not watch:
             return out
         time.sleep(every)
+
+
+VALIDATION_NAME = "validation.jsonl"
+
+
+def plot_validation(runs: dict[str, Path], out: Path) -> Path:
+    """One panel per validation score, one line per run (the averaged weights solid, the last
+    weights dashed in the same colour when the run kept an average)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    logs = {label: read_log(run / VALIDATION_NAME) for label, run in runs.items()}
+    keys = sorted({k for records in logs.values() for r in records for k in r
+                   if k not in ("step", "minutes") and not k.startswith("raw_")})  # fmt: skip
+    if not keys:
+        raise ValueError("no validation records to plot (train with --val-every)")
+    figure, axes = plt.subplots(len(keys), 1, figsize=(8, 2.4 * len(keys)), sharex=True)
+    axes = [axes] if len(keys) == 1 else list(axes)
+    for index, (label, records) in enumerate(logs.items()):
+        colour = f"C{index}"
+        minutes = [r["minutes"] for r in records]
+        for ax, key in zip(axes, keys, strict=True):
+            ax.plot(minutes, [r.get(key, float("nan")) for r in records], "o-", color=colour,
+                    label=label, markersize=3)  # fmt: skip
+            if any(f"raw_{key}" in r for r in records):
+                raw = [r.get(f"raw_{key}", float("nan")) for r in records]
+                ax.plot(minutes, raw, "--", color=colour, alpha=0.5, linewidth=1)
+    for ax, key in zip(axes, keys, strict=True):
+        ax.set_title(key, fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xlabel("training minutes (dashed: last weights, solid: their average)")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=90)
+    plt.close(figure)
+    return out

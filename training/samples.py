@@ -13,14 +13,20 @@ from training.data import augment, load_image
 from training.networks import CycleGenerators
 
 
-def sample_images(config: TrainConfig) -> tuple[Tensor, Tensor]:
-    """One fixed image per domain (first of testA/testB, else trainA/trainB), centre crop."""
+def sample_images(
+    config: TrainConfig, held_out: tuple[list[Path], list[Path]] = ([], [])
+) -> tuple[Tensor, Tensor]:
+    """One fixed image per domain, centre crop: the first held-out one when the run holds some
+    out for validation (so the test folders stay unseen), else the first of testA/testB, else
+    of trainA/trainB."""
     picks = []
-    for side in ("A", "B"):
+    for side, held in zip(("A", "B"), held_out, strict=True):
         folder = config.data / f"test{side}"
         if not folder.is_dir():
             folder = config.data / f"train{side}"
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = held or sorted(
+            p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+        )
         for file in files:
             try:
                 image = load_image(file)

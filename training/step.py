@@ -30,8 +30,8 @@ def gan_loss_of(kind: str, config: TrainConfig) -> GanLoss:
     return "hinge" if kind.startswith("projected") else config.gan_loss
 
 
-def set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for parameter in module.parameters():
+def set_requires_grad(parameters: list[nn.Parameter], flag: bool) -> None:
+    for parameter in parameters:
         parameter.requires_grad_(flag)
 
 
@@ -57,7 +57,7 @@ def train_step(
             state.average.update(state.generators)
 
     # Discriminators: real vs fakes drawn from the history pools.
-    set_requires_grad(discriminators, True)
+    set_requires_grad(discriminators.trainable_parameters(), True)
     state.optimizer_d.zero_grad(set_to_none=True)
     fake_a = state.pool_a.query(out["fake_a"].float())
     fake_b = state.pool_b.query(out["fake_b"].float())
@@ -85,7 +85,7 @@ def generator_update(
     discriminators = state.discriminators
     lambda_cycle_b = config.lambda_cycle if config.lambda_cycle_b is None else config.lambda_cycle_b
     weight = {"patch": 1.0, "projected": config.lambda_gan}
-    set_requires_grad(discriminators, False)
+    set_requires_grad(discriminators.trainable_parameters(), False)
     state.optimizer_g.zero_grad(set_to_none=True)
     zero = torch.zeros((), device=runtime.device)
     with runtime.autocast():

@@ -170,6 +170,9 @@ def _train(
     loader = DataLoader(
         dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
         pin_memory=runtime.device.type == "cuda", persistent_workers=config.workers > 0,
+        # its own generator: drawing worker seeds from the global one would shift the stream
+        # that DiffAugment draws from, and a resumed run would not be exact
+        generator=torch.Generator().manual_seed(config.seed),
     )  # fmt: skip
     schedulers = [
         lr_scheduler(optimizer, config, steps_per_epoch, state.step)
@@ -187,7 +190,7 @@ def _train(
             str(runtime.autocast_dtype or "fp32").removeprefix("torch."),
             steps_per_epoch, state.step, total,
         )  # fmt: skip
-    samples = sample_images(config) if runtime.is_main else None
+    samples = sample_images(config, (held_a, held_b)) if runtime.is_main else None
     losses_log = LossLog(run / LOG_NAME, config.batch_size * runtime.world)
     validator = None
     if config.val_every and runtime.is_main:

@@ -67,3 +67,28 @@ def test_compare_refuses_what_is_not_a_report(
     other.write_text('{"a": 1}')
     assert main(["compare", str(other)]) == 2
     assert "not a report of python -m training evaluate" in caplog.text
+
+
+def test_compare_shows_the_judge_columns_and_the_seed_spread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write_report(tmp_path / "old.json", "1", 0.5)  # written before the judge existed
+    new_path = write_report(tmp_path / "new.json", "2", 0.8)
+    report = json.loads(new_path.read_text())
+    report["directions"]["horse2zebra"] |= {
+        "fd_lite1": 812.25, "imagenet_target_share": 0.55,
+        "domain_score_per_seed": [0.8, 0.7, 0.9], "domain_score_mean": 0.8,
+        "domain_score_std": 0.0816,
+    }  # fmt: skip
+    report["directions"]["zebra2horse"] |= {"fd_lite1": 700.0, "imagenet_source_left": 0.1}
+    new_path.write_text(json.dumps(report))
+    assert main(["compare", f"v2={old}", f"new={new_path}"]) == 0
+    printed = capsys.readouterr().out
+    assert "| FD-Lite1 | ImageNet: target | ImageNet: source left | verdict |" in printed
+    assert (
+        "| horse2zebra | new | 2 | 0.800 (0.800 ± 0.082, 3 seeds) | 19.50 | 0.610 | 42.0 | "
+        "812.2 | 0.550 | — | weak |"
+    ) in printed
+    assert "| horse2zebra | v2 | 1 | 0.500 | 19.50 | 0.610 | 42.0 | — | — | — | weak |" in printed
+    z2h = "| zebra2horse | new | 2 | 0.100 | 19.50 | 0.610 | 42.0 | 700.0 | — | 0.100 | weak |"
+    assert z2h in printed
