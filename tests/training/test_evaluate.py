@@ -111,6 +111,19 @@ def test_evaluate_end_to_end(easy_data: Path, tiny_package: Path, tmp_path: Path
         assert result["classifier_fid"] >= 0 and result["diversity_ratio"] > 0
         assert "classifier_fid" in result["baseline"]
         assert result["judgement"]["verdict"] in ("good", "weak")
+        # the ImageNet judge: FD-Lite1 to the target and its real-vs-real scale; no ImageNet
+        # class for blobs or stripes, so no ImageNet check
+        assert result["fd_lite1"] > 0 and result["baseline"]["fd_lite1"] > 0
+        assert not any(key.startswith("imagenet_") and result[key] for key in result
+                       if key != "imagenet_real_photos")  # fmt: skip
+        fd_failed = "FD-Lite1 below the real-vs-real baseline" in result["judgement"]["failed"]
+        assert fd_failed == (result["fd_lite1"] >= result["baseline"]["fd_lite1"])
+        # three classifier seeds: each one's score, the mean and the spread
+        assert len(result["domain_score_per_seed"]) == 3
+        assert result["domain_score_per_seed"][0] == result["domain_score"]
+        assert result["domain_score_std"] >= 0
+    assert report["feature_spaces"] == ["classifier", "lite1"]
+    assert len(report["more_classifiers"]) == 2
     # an untrained generator does not make stripes: the classifier says so
     assert report["directions"]["blobs2stripes"]["domain_score_of_untranslated_inputs"] == 0.0
     with Image.open(out.with_suffix(".png")) as grid:
