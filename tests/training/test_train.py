@@ -234,6 +234,7 @@ def test_ddp_two_cpu_processes_keep_replicas_equal(tiny_data: Path, tmp_path: Pa
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         "-m", "training", "train", "--data", str(tiny_data), "--out", str(run), *TINY_FLAGS,
         "--batch-size", "2", "--max-steps", "4", "--checkpoint-every", "2",
+        "--d-arch", "both", "--ema", "0.9",  # every discriminator kind, and the average
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -244,4 +245,5 @@ def test_ddp_two_cpu_processes_keep_replicas_equal(tiny_data: Path, tmp_path: Pa
     assert saved["step"] == 4 and saved["world_size"] == 2 and len(saved["pools"]) == 2
     # Each rank saw different images, so their pools differ.
     assert not torch.equal(saved["pools"][0]["a"]["images"][0], saved["pools"][1]["a"]["images"][0])
+    assert {"projected_a", "discriminator_a", "average_ab"} <= set(saved)
     load_package(run / "package")
