@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.imagenet_check import fd_label
+
 
 class CompareError(Exception):
     """Reports that cannot be compared."""
@@ -55,7 +57,7 @@ def read_reports(arguments: list[str]) -> list[Report]:
 def _judge_columns(reports: list[Report]) -> list[tuple[str, str]]:
     """(header, key) of the pretrained-judge figures that any report has, in a fixed order."""
     present = {k for r in reports for d in r.data["directions"].values() for k in d}
-    columns = [(f"FD-{k[3:].replace('lite', 'Lite')}", k) for k in sorted(present)
+    columns = [(fd_label(k), k) for k in sorted(present)
                if k.startswith("fd_")]  # fmt: skip
     if "imagenet_target_share" in present:
         columns.append(("ImageNet: target", "imagenet_target_share"))

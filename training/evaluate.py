@@ -38,7 +38,7 @@ from cyclegan.package import ModelPackage
 from training.classifier import TrainedClassifier
 from training.data import DataError, load_image, scan_folder
 from training.feature_network import FeatureNetwork
-from training.imagenet_check import imagenet_check, judge_outputs, pretrained_metrics
+from training.imagenet_check import fd_label, imagenet_check, judge_outputs, pretrained_metrics
 from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,9 @@ def judge(result: dict[str, Any], classifier_accuracy: float | None) -> dict[str
         >= MIN_DIVERSITY_RATIO,
     }
     for key in [k for k in result if k.startswith("fd_")]:
-        name = key.removeprefix("fd_").replace("lite", "Lite")
-        checks[f"FD-{name} below the real-vs-real baseline"] = result[key] < result["baseline"][key]
+        checks[f"{fd_label(key)} below the real-vs-real baseline"] = (
+            result[key] < result["baseline"][key]
+        )
     if "imagenet_target_share" in result:
         checks[f"ImageNet top-1 target share >= {MIN_IMAGENET_TARGET_SHARE}"] = (
             result["imagenet_target_share"] >= MIN_IMAGENET_TARGET_SHARE

@@ -161,9 +161,13 @@ class FeatureNetwork(nn.Module):
         """(N, 1280) pooled features -> (N, 1000) ImageNet logits."""
         return self._fc(pooled)
 
+    def at_input_size(self, x: Tensor) -> Tensor:
+        """x resized to the square the network was trained at (as classification wants)."""
+        size = self.input_size
+        if x.shape[-2:] == (size, size):
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+
     def logits(self, x: Tensor) -> Tensor:
         """(N, 1000) ImageNet logits; x is resized to the network's own input size first."""
-        size = self.input_size
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-        return self.classify(self.pooled(x))
+        return self.classify(self.pooled(self.at_input_size(x)))

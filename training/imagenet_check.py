@@ -26,8 +26,9 @@ def judge_for(feature_network: str) -> str:
     return "lite0" if feature_network == "lite1" else "lite1"
 
 
-def metric_name(judge: FeatureNetwork) -> str:
-    return judge.name.replace("lite", "Lite")  # e.g. FD-Lite1
+def fd_label(key: str) -> str:
+    """A report key as people read it: "fd_lite1" -> "FD-Lite1"."""
+    return "FD-" + key.removeprefix("fd_").replace("lite", "Lite")
 
 
 @torch.no_grad()
@@ -35,11 +36,7 @@ def judge_outputs(judge: FeatureNetwork, images: Tensor, batch_size: int = 16) -
     """Pooled features (N, 1280) and top-1 ImageNet classes (N,) of images in [-1, 1]."""
     pooled, top1 = [], []
     for chunk in images.split(batch_size):
-        size = judge.input_size
-        resized = torch.nn.functional.interpolate(
-            chunk.float(), size=(size, size), mode="bilinear", antialias=True
-        )
-        features = judge.pooled(resized)
+        features = judge.pooled(judge.at_input_size(chunk.float()))
         pooled.append(features)
         top1.append(judge.classify(features).argmax(1))
     return {"pooled": torch.cat(pooled), "top1": torch.cat(top1)}
@@ -60,9 +57,8 @@ def pretrained_metrics(
     source: str, target: str, with_kid: bool = True,
 ) -> dict[str, float]:  # fmt: skip
     """FD (and KD) to the real target photos, and the ImageNet check, from `judge_outputs`."""
-    name = metric_name(judge)
-    out = {f"fd_{name.lower()}": fid(translated["pooled"], real_target["pooled"])}
+    out = {f"fd_{judge.name}": fid(translated["pooled"], real_target["pooled"])}
     if with_kid:
         mean, std = kid(translated["pooled"], real_target["pooled"])
-        out[f"kd_{name.lower()}"], out[f"kd_{name.lower()}_std"] = mean, std
+        out[f"kd_{judge.name}"], out[f"kd_{judge.name}_std"] = mean, std
     return out | imagenet_check(translated["top1"], source, target)
