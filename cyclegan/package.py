@@ -1,7 +1,8 @@
 """The model package: the hand-over format between training, compile and serving.
 
 A package is a directory holding `model.json` (validated by `PackageManifest`) and one
-safetensors file per generator, plus what `compile` adds (ONNX graphs, TensorRT plans).
+safetensors file per generator, plus what `compile` adds (ONNX graphs, TensorRT plans) and
+`training example` adds (a photo and its translation per direction).
 `load_package` checks the schema, that every file is present and that every hash matches,
 and raises `PackageError` with a message that says exactly what is wrong.
 """
@@ -86,6 +87,17 @@ class OnnxInfo(FileRef):
         return self
 
 
+class Example(BaseModel):
+    """Written by `training example`: one photo of the source domain and its translation, so a
+    person can see what a direction does before giving it a picture of their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: FileRef
+    output: FileRef
+    image: str = Field(description="the photo's file name, e.g. a test image of the data set")
+
+
 class Direction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -95,6 +107,7 @@ class Direction(BaseModel):
     weights: FileRef
     native_resolution: int = Field(ge=4, description="image scale the generator was trained at")
     onnx: OnnxInfo | None = None
+    example: Example | None = None
 
 
 class PackageManifest(BaseModel):
@@ -247,6 +260,9 @@ def load_package(path: str | Path, check_hashes: bool = True) -> ModelPackage:
                     _check_file(root, direction.onnx.fp16, f"{name} FP16 ONNX")
                 if direction.onnx.int8 is not None:
                     _check_file(root, direction.onnx.int8, f"{name} INT8 ONNX")
+            if direction.example is not None:
+                _check_file(root, direction.example.input, f"{name} example input")
+                _check_file(root, direction.example.output, f"{name} example output")
     for direction in manifest.directions.values():
         try:  # reads the header only: is it a safetensors file at all?
             with safe_open(root / direction.weights.file, framework="numpy"):

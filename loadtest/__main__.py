@@ -6,12 +6,15 @@ Exit status 0 when the SLO holds, 1 when it does not, 2 when locust could not ru
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+from loadtest.mix import MixError, choose_weights, parse_mix
 from loadtest.slo import evaluate
 
 log = logging.getLogger("loadtest")
@@ -27,15 +30,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shape", choices=["constant", "step", "spike"], default="constant")
     parser.add_argument("--wait", default="0,0", help="think time MIN,MAX seconds per user")
     parser.add_argument("--images", default="", help="image folders, ':'-separated")
+    parser.add_argument(
+        "--mix", nargs="+", default=[], metavar="DIRECTION=WEIGHT",
+        help="send only these directions, in proportion to their weights (default: all alike)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs/loadtest"), help="report folder")
     parser.add_argument("--max-error-rate", type=float, default=0.01)
     parser.add_argument("--max-p95-ms", type=float, default=2000.0)
     return parser
 
 
+def offered_directions(host: str) -> list[str]:
+    with urllib.request.urlopen(f"{host}/directions", timeout=30) as response:
+        return list(json.load(response)["directions"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        mix = parse_mix(" ".join(args.mix))
+        if mix:  # checked here, so a wrong name stops the run before locust starts
+            choose_weights(offered_directions(args.host), mix)
+    except (MixError, OSError, ValueError) as error:
+        log.error("--mix: %s", error)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     prefix = args.out / "locust"
     env = {
@@ -44,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "LOADTEST_SHAPE": "" if args.shape == "constant" else args.shape,
         "LOADTEST_USERS": str(args.users),
         "LOADTEST_DURATION": str(args.duration),
+        "LOADTEST_MIX": ",".join(f"{name}={weight}" for name, weight in mix.items()),
     }
     if args.images:
         env["LOADTEST_IMAGES"] = args.images

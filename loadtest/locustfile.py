@@ -2,6 +2,8 @@
 
 Settings come from environment variables (`python -m loadtest` sets them from its flags):
   LOADTEST_IMAGES   folders of images, separated by ':' (default: the horse2zebra test folders)
+  LOADTEST_MIX      directions and weights, "horse2zebra=3,summer2winter=1" (default: every
+                    direction the server offers, alike; see loadtest/mix.py)
   LOADTEST_WAIT     think time between a user's requests, "MIN,MAX" seconds (default 0,0)
   LOADTEST_SHAPE    "", "step" or "spike": a load shape over the run (default: constant users)
   LOADTEST_USERS, LOADTEST_DURATION   the shape's peak users and length in seconds
@@ -14,12 +16,17 @@ from __future__ import annotations
 import io
 import os
 import random
+import sys
 from pathlib import Path
 
 from locust import HttpUser, LoadTestShape, between, task
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # locust runs this file by its path: make `loadtest` importable
+from loadtest.mix import choose_weights, parse_mix  # noqa: E402
+
+MIX = parse_mix(os.environ.get("LOADTEST_MIX", ""))
 DEFAULT_IMAGES = [
     ROOT.parent / "shared/data/horse2zebra/testA",
     ROOT.parent / "shared/data/horse2zebra/testB",
@@ -58,13 +65,14 @@ class TranslateUser(HttpUser):
 
     def on_start(self) -> None:
         response = self.client.get("/directions", name="/directions")
-        self.directions = sorted(response.json()["directions"]) if response.ok else []
-        if not self.directions:
+        offered = list(response.json()["directions"]) if response.ok else []
+        if not offered:
             raise RuntimeError(f"the server offers no directions: {response.text[:200]}")
+        self.directions, self.weights = choose_weights(offered, MIX)
 
     @task
     def translate(self) -> None:
-        direction = random.choice(self.directions)
+        direction = random.choices(self.directions, weights=self.weights)[0]
         content_type, body = random.choice(IMAGES)
         with self.client.post(
             f"/translate/{direction}", data=body, headers={"Content-Type": content_type},

@@ -155,6 +155,33 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/examples/{direction}/{kind}.jpg": {
+            "get": {
+                "operationId": "example",
+                "summary": "A direction's example: a photo of its source, and its translation",
+                "parameters": [
+                    {
+                        "name": "direction",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "kind",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["input", "output"]},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "a JPEG",
+                        "content": {"image/jpeg": {"schema": BINARY}},
+                    },
+                    **error_responses("404", "503"),
+                },
+            }
+        },
         "/readyz": {
             "get": {
                 "operationId": "readyz",

@@ -16,7 +16,7 @@ import numpy as np
 
 from cyclegan.backends import Backend, BackendUnavailable, create_backend
 from cyclegan.imaging import served_resolution
-from cyclegan.package import PackageError, load_package
+from cyclegan.package import Direction, PackageError, load_package
 from serving.prometheus import BATCH_SIZE, INFERENCE_TIME, QUEUE_WAIT
 from serving.settings import ServiceSettings
 
@@ -30,6 +30,11 @@ class DirectionInfo:
     version: str
     native_resolution: int
     backend: Backend
+    source: str
+    target: str
+    domains: tuple[str, str]  # the package's pair, in its own order: what the page groups by
+    # the package's example photo and its translation, relative to the model directory
+    example: dict[str, str] | None = None
 
 
 @dataclass
@@ -71,6 +76,10 @@ class ModelRegistry:
                         package.manifest.version,
                         spec.native_resolution,
                         backend,
+                        spec.source,
+                        spec.target,
+                        package.manifest.domains,
+                        example_files(settings.model_dir, folder, spec),
                     )
                     log.info(
                         "%s: %s %s on %s %s (%s)", name, package.name, package.manifest.version,
@@ -116,6 +125,18 @@ def client_message(folder: Path, error: Exception) -> str:
     if isinstance(error, PackageError | BackendUnavailable):
         return f"model package {folder.name}: " + str(error).replace(str(folder), folder.name)
     return f"model package {folder.name} could not be loaded (the server log says why)"
+
+
+def example_files(model_dir: Path, folder: Path, spec: Direction) -> dict[str, str] | None:
+    """The direction's example photo and translation, as paths relative to the model directory
+    (load_package has checked that they exist inside the package and match their hashes)."""
+    if spec.example is None:
+        return None
+    inside = folder.relative_to(model_dir)
+    return {
+        "input": (inside / spec.example.input.file).as_posix(),
+        "output": (inside / spec.example.output.file).as_posix(),
+    }
 
 
 def find_packages(model_dir: Path) -> list[Path]:

@@ -1,8 +1,9 @@
 """Plain GET routes beside the BentoML APIs (BentoML's own APIs are POST only), and headers.
 
 `Pages` (a middleware ahead of BentoML's routes) serves the web page at / and its files under
-/static/, the OpenAPI document at /docs.json (serving/openapi.py), and /readyz with the
-reason when not ready; it passes GET /docs on to BentoML's Swagger page.
+/static/, the packages' example photos under /examples/, the OpenAPI document at /docs.json
+(serving/openapi.py), and /readyz with the reason when not ready; it passes GET /docs on to
+BentoML's Swagger page.
 GET /directions is a small Starlette app mounted beside the APIs. `SecurityHeaders` puts
 Content-Security-Policy (with frame-ancestors), X-Content-Type-Options and friends on every
 answer.
@@ -10,6 +11,7 @@ answer.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import bentoml
@@ -24,6 +26,7 @@ from serving.errors import ServiceError, error_response
 from serving.openapi import DOCUMENT
 
 STATIC = Path(__file__).parent / "static"
+EXAMPLE_PATH = re.compile(r"/examples/(?P<direction>[a-z0-9_-]{1,64})/(?P<kind>input|output)\.jpg")
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 
 # The page loads only its own script and style, shows blob: images, talks only to this server.
@@ -72,6 +75,14 @@ class Pages:
             return FileResponse(STATIC / name, media_type=PAGE_FILES[name])
         if path == "/docs.json":
             return JSONResponse(DOCUMENT)
+        example = EXAMPLE_PATH.fullmatch(path)
+        if example:
+            service = bentoml.get_current_service()
+            try:
+                file = await service.example_file(example["direction"], example["kind"])
+            except ServiceError as error:
+                return error_response(error)
+            return FileResponse(file, media_type="image/jpeg")
         if path == "/readyz":
             reason = await bentoml.get_current_service().readiness()
             if reason is None:

@@ -3,6 +3,7 @@
     POST /translate/{direction}   body: image bytes (or a form's `image` field) -> image
     POST /translate               {image, direction, format}: for bentoml.SyncHTTPClient
     GET  /directions              what the server can do
+    GET  /examples/{direction}/{input,output}.jpg   a package's example photo and translation
     GET  /readyz                  ready, or 503 with the reason (serving/routes.py)
     /livez /metrics               BentoML's probe and Prometheus metrics (+ this service's)
 
@@ -110,10 +111,18 @@ class BatchedGenerator:
                     "backend": info.backend.name,
                     "device": info.backend.device,
                     "precision": info.backend.precision,
+                    "source": info.source,
+                    "target": info.target,
+                    "domains": list(info.domains),
+                    "example": info.example,
                 }
                 for name, info in self.registry.directions.items()
             },
         }
+
+
+def example_urls(direction: str) -> dict[str, str]:
+    return {kind: f"/examples/{direction}/{kind}.jpg" for kind in ("input", "output")}
 
 
 @bentoml.service(
@@ -164,10 +173,14 @@ class Translator:
         return reason
 
     async def directions(self) -> dict[str, Any]:
-        """What GET /directions answers (serving/routes.py)."""
+        """What GET /directions answers (serving/routes.py): an example is offered by its
+        address on this server, never by its place on disk."""
         info = await self.describe()
         return {
-            "directions": info["directions"],
+            "directions": {
+                name: {**d, "example": example_urls(name) if d.get("example") else None}
+                for name, d in info["directions"].items()
+            },
             "ready": info["ready"],
             "limits": {
                 "max_bytes": settings.max_bytes,
@@ -177,6 +190,14 @@ class Translator:
                 "formats": list(imaging.FORMATS),
             },
         }
+
+    async def example_file(self, direction: str, kind: str) -> Path:
+        """The file of GET /examples/{direction}/{kind}.jpg; 404 when there is none."""
+        info = await self.describe()
+        example = info["directions"].get(direction, {}).get("example") or {}
+        if kind not in example:
+            raise ServiceError(404, f"no example {kind} for direction {direction!r}")
+        return settings.model_dir / example[kind]
 
     async def run(self, direction: str, data: bytes, fmt: str, resolution: int | None) -> bytes:
         """The whole translation of one image; raises ServiceError for refused requests."""

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from cyclegan.package import load_package
 from tests.serverlib import ROOT, Server, start_server, stop_server, wait_until
 
 DATA = ROOT.parent / "shared" / "data" / "horse2zebra"  # the whole set, where CI has it
 FIXTURES = ROOT / "tests" / "fixtures" / "horse2zebra"  # 8 real images per folder
+SEASONS = ROOT / "tests" / "fixtures" / "summer2winter_yosemite"  # 4 per folder, names with spaces
 
 # Tiny networks keep every training test to seconds on two CPU cores.
 TINY_FLAGS = [
@@ -65,22 +67,79 @@ def tiny_data(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def seasons_data(tmp_path: Path) -> Path:
+    """The summer2winter fixtures under a folder whose name has a space too (copied into tmp)."""
+    root = tmp_path / "summer and winter"
+    shutil.copytree(SEASONS, root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model directory with one tiny package (random weights, ONNX compiled)."""
+    """A model directory with one tiny package (random weights, ONNX compiled, examples)."""
     from compile.__main__ import main as compile_main
     from tests.compile.test_onnx_export import SMALL, make_package
+    from training.example import store_examples
 
     models = tmp_path_factory.mktemp("models")
     package = make_package(models / "horse2zebra", SMALL)
     assert compile_main(["onnx", "--package", str(package)]) == 0
+    store_examples(load_package(package), {d: EXAMPLES[d] for d in ("horse", "zebra")})
     return models
+
+
+EXAMPLES = {
+    domain: ROOT / "examples" / f"{domain}.jpg" for domain in ("horse", "zebra", "summer", "winter")
+}
+
+
+def tiny_pair(path: Path, domains: tuple[str, str], suffix: str = "") -> Path:
+    """A tiny package of random weights for `domains`, ONNX compiled, with its examples; a
+    `-fast` suffix makes it a student (mobile blocks)."""
+    from compile.__main__ import main as compile_main
+    from cyclegan.generator import GeneratorConfig, build_generator, init_weights
+    from cyclegan.package import write_package
+    from training.example import store_examples
+
+    torch.manual_seed(len(suffix))
+    config = GeneratorConfig(
+        arch="mobile" if suffix else "resnet", ngf=4 if suffix else 8, n_blocks=1
+    )
+    nets = {}
+    for key in ("ab", "ba"):
+        nets[key] = (build_generator(config), config)
+        init_weights(nets[key][0])
+    name = f"{domains[0][0]}2{domains[1][0]}{suffix}"
+    write_package(
+        path, name=name, version="1", domains=domains, generators=nets, native_resolution=64,
+        direction_suffix=suffix,
+    )  # fmt: skip
+    assert compile_main(["onnx", "--package", str(path)]) == 0
+    store_examples(load_package(path), {d: EXAMPLES[d] for d in domains})
+    return path
+
+
+@pytest.fixture(scope="session")
+def two_pairs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real server on what `make serve` serves, in small: two pairs, each with its student
+    (horse2zebra, zebra2horse, summer2winter, winter2summer, and their -fast twins)."""
+    models = tmp_path_factory.mktemp("two-pairs")
+    for domains in (("horse", "zebra"), ("summer", "winter")):
+        for suffix in ("", "-fast"):
+            tiny_pair(models / f"{domains[0]}2{domains[1]}{suffix}", domains, suffix)
+    yield from ready_server(models, tmp_path_factory.mktemp("two-pairs-server"))
 
 
 @pytest.fixture(scope="session")
 def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real server, started once for every test that talks to it."""
-    running = start_server(model_dir, tmp_path_factory.mktemp("server"))
+    yield from ready_server(model_dir, tmp_path_factory.mktemp("server"))
+
+
+def ready_server(models: Path, logs: Path) -> Iterator[Server]:
+    """A real server on `models`, ready, stopped when the caller is done with it."""
+    running = start_server(models, logs)
     try:
         wait_until(running, "/readyz", 200)
         yield running

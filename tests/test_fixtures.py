@@ -4,34 +4,41 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, SEASONS
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
+EXAMPLES = ("horse.jpg", "zebra.jpg", "summer.jpg", "winter.jpg")
 
 
-def test_fixtures_are_a_small_horse2zebra_layout() -> None:
-    files = [path for split in SPLITS for path in sorted((FIXTURES / split).iterdir())]
+def fixture_files(folder: Path) -> list[Path]:
+    return [path for split in SPLITS for path in sorted((folder / split).iterdir())]
+
+
+def test_fixtures_are_small_cyclegan_layouts() -> None:
     assert [len(list((FIXTURES / split).iterdir())) for split in SPLITS] == [8, 8, 8, 8]
-    examples = [ROOT / "examples" / "horse.jpg", ROOT / "examples" / "zebra.jpg"]
+    assert [len(list((SEASONS / split).iterdir())) for split in SPLITS] == [4, 4, 4, 4]
+    assert all(" " in path.name for path in fixture_files(SEASONS)), "the names keep their spaces"
+    files = fixture_files(FIXTURES) + fixture_files(SEASONS)
+    examples = [ROOT / "examples" / name for name in EXAMPLES]
     size = sum(path.stat().st_size for path in files + examples)
-    assert size < 2_000_000, f"{size} bytes: keep the shipped images under 2 MB"
+    assert size < 3_000_000, f"{size} bytes: keep the shipped images under 3 MB"
     for path in files + examples:
         with Image.open(path) as image:
             image.load()  # decodes fully
             assert image.size == (256, 256) and image.format == "JPEG"
 
 
-def test_fixture_digest_matches_source_md() -> None:
+@pytest.mark.parametrize("folder", [FIXTURES, SEASONS], ids=lambda f: f.name)
+def test_fixture_digest_matches_source_md(folder: Path) -> None:
     # The SOURCE.md recipe: sha256sum of every file (sorted "split/name"), then of that listing.
     listing = "".join(
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(FIXTURES)}\n"
-        for path in sorted(
-            (p for split in SPLITS for p in (FIXTURES / split).iterdir()),
-            key=lambda p: str(p.relative_to(FIXTURES)).encode(),
-        )
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(folder)}\n"
+        for path in sorted(fixture_files(folder), key=lambda p: str(p.relative_to(folder)).encode())
     )
-    documented = re.search(r"gives `([0-9a-f]{64})`", (FIXTURES.parent / "SOURCE.md").read_text())
-    assert documented and hashlib.sha256(listing.encode()).hexdigest() == documented[1]
+    digests = re.findall(r"gives `([0-9a-f]{64})`", (folder.parent / "SOURCE.md").read_text())
+    assert hashlib.sha256(listing.encode()).hexdigest() in digests

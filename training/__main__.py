@@ -206,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--graph", choices=["pytorch", "int8"], default="pytorch",
         help="translate with the PyTorch weights, or the INT8 ONNX graph the CPU serves",
     )  # fmt: skip
+    example = commands.add_parser(
+        "example", help="store a photo and its translation per direction in a package (the page's)"
+    )
+    example.add_argument("--package", type=Path, required=True)
+    example.add_argument(
+        "--image", action="append", required=True, metavar="DOMAIN=PATH",
+        help="a test photo of DOMAIN, e.g. horse=examples/horse.jpg; once per domain",
+    )  # fmt: skip
     compare = commands.add_parser(
         "compare", help="evaluation reports side by side, as a Markdown table"
     )
@@ -354,6 +362,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_example(args: argparse.Namespace) -> int:
+    from cyclegan.package import load_package
+    from training.example import parse_images, store_examples
+
+    package = load_package(args.package)
+    done = store_examples(package, parse_images(args.image))
+    log.info("examples stored in %s for %s", package.path, ", ".join(done) or "no direction")
+    return 0 if done else 2
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from training.compare import CompareError, markdown_table, read_reports
 
@@ -384,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         "plot-validation": run_plot_validation,
         "package": run_package,
         "evaluate": run_evaluate,
+        "example": run_example,
         "compare": run_compare,
     }
     try:

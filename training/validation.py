@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from training.config import TrainConfig
+from training.data import DataError
 from training.evaluate import load_images
 from training.feature_network import FeatureNetwork
 from training.imagenet_check import judge_for, judge_outputs, pretrained_metrics
@@ -32,15 +33,26 @@ def is_held_out(path: Path, fraction: float) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < fraction
 
 
+MIN_HELD_OUT = 2  # a Fréchet distance needs two images a side
+
+
 def split_validation(files: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
-    """(train, held out); never leaves either side empty when there are two files or more."""
-    held = [p for p in files if is_held_out(p, fraction)] if fraction > 0 else []
-    if fraction > 0 and len(files) > 1 and not held:
-        held = files[-1:]
-    if len(held) == len(files) and len(files) > 1:
+    """(train, held out): at least MIN_HELD_OUT held out (topped up from the end of the list)
+    and at least one kept; a folder too small for that is refused before any training."""
+    if fraction <= 0:
+        return files, []
+    if len(files) <= MIN_HELD_OUT:
+        folder = files[0].parent if files else "a train folder"
+        raise DataError(
+            f"{folder}: {len(files)} images; --val-fraction needs at least {MIN_HELD_OUT + 1} "
+            "(two to hold out, one to train on)"
+        )
+    held = [p for p in files if is_held_out(p, fraction)]
+    held += [p for p in reversed(files) if p not in set(held)][: max(0, MIN_HELD_OUT - len(held))]
+    if len(held) == len(files):
         held = held[1:]
     kept = [p for p in files if p not in set(held)]
-    return kept, held
+    return kept, [p for p in files if p in set(held)]
 
 
 class Validator:

@@ -1,6 +1,7 @@
 "use strict";
-// The web page: pick a direction and an image, POST it to /translate/{direction}, show the
-// answer. One request at a time: a newer one aborts the older, whose answer is then ignored.
+// The web page: pick a transformation (grouped by pair, each with an example) and an image,
+// POST it to /translate/{direction}, show the answer. One request at a time: a newer one
+// aborts the older, whose answer is then ignored.
 // Where the server has a fast student of the direction ("horse2zebra-fast"), its answer is
 // shown first as a preview and replaced by the full model's when that arrives.
 
@@ -10,6 +11,7 @@ let lastResult = null;
 let current = null; // the AbortController of the request in flight
 const objectUrls = { before: null, after: null };
 const fastOf = {}; // direction -> its fast student's direction, where the server has one
+const directions = {}; // direction -> what GET /directions says of it (choices only)
 const FAST = "-fast";
 
 function say(text, isError = false) {
@@ -24,6 +26,7 @@ function objectUrl(slot, blob) {
   return objectUrls[slot];
 }
 
+// The chooser: one group per pair ("horse ↔ zebra"), one option per direction, from the server.
 async function loadDirections() {
   try {
     const response = await fetch("/directions");
@@ -33,21 +36,54 @@ async function loadDirections() {
       return;
     }
     const names = Object.keys(info.directions);
+    const groups = {};
     for (const [name, d] of Object.entries(info.directions)) {
       const base = name.endsWith(FAST) ? name.slice(0, -FAST.length) : null;
       if (base && names.includes(base)) {
         fastOf[base] = name; // a preview for `base`, not a choice of its own
         continue;
       }
-      const label = `${name}  (${d.model} ${d.version}, ${d.backend} ${d.device})`;
-      $("direction").add(new Option(label, name));
+      directions[name] = d;
+      const pair = d.domains ? d.domains.join(" ↔ ") : name;
+      if (!groups[pair]) {
+        groups[pair] = document.createElement("optgroup");
+        groups[pair].label = pair;
+        $("direction").append(groups[pair]);
+      }
+      groups[pair].append(new Option(d.source ? `${d.source} → ${d.target}` : name, name));
     }
     const largest = (info.limits && info.limits.max_resolution) || 512;
     for (const size of [128, 256, 384, 512].filter((s) => s <= largest)) {
       $("size").add(new Option(`${size} px`, String(size)));
     }
+    showSample();
   } catch (error) {
     say(`cannot reach the server: ${error.message}`, true);
+  }
+}
+
+// The chosen direction's example (a test photo and its translation) and its model.
+function showSample() {
+  const d = directions[$("direction").value];
+  if (!d) return;
+  $("model-info").textContent = `${d.model} ${d.version}, ${d.backend} on ${d.device}`;
+  $("sample").hidden = !d.example;
+  if (d.example) {
+    $("sample-input").src = d.example.input;
+    $("sample-output").src = d.example.output;
+  }
+}
+
+async function tryExample() {
+  const d = directions[$("direction").value];
+  if (!d || !d.example) return;
+  try {
+    const response = await fetch(d.example.input);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const blob = await response.blob();
+    translate(new File([blob], `${d.source}.jpg`, { type: "image/jpeg" }));
+  } catch (error) {
+    say(`cannot load the example: ${error.message}`, true);
   }
 }
 
@@ -129,7 +165,11 @@ document.addEventListener("DOMContentLoaded", () => {
     translate(e.target.files[0]);
     e.target.value = ""; // choosing the same file again still counts as a change
   });
-  $("direction").addEventListener("change", () => translate(lastFile));
+  $("direction").addEventListener("change", () => {
+    showSample();
+    translate(lastFile);
+  });
+  $("try-example").addEventListener("click", tryExample);
   $("format").addEventListener("change", () => translate(lastFile));
   $("size").addEventListener("change", () => translate(lastFile));
   const drop = $("drop");

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import real_images
+from tests.conftest import ROOT, real_images
 from tests.serverlib import Server, start_server, stop_server, wait_until
 
 JPEG = {"content-type": "image/jpeg"}
@@ -279,6 +279,14 @@ def test_directions_and_probes(server: Server) -> None:
     assert (first["model"], first["backend"], first["device"], first["native_resolution"]) == (
         "h2z", "onnxruntime", "cpu", 64,
     )  # fmt: skip
+    assert (first["source"], first["target"], first["domains"]) == (
+        "horse",
+        "zebra",
+        ["horse", "zebra"],
+    )
+    assert first["example"] == {
+        "input": "/examples/horse2zebra/input.jpg", "output": "/examples/horse2zebra/output.jpg",
+    }  # fmt: skip
     assert info["limits"]["max_bytes"] == 3_000_000  # from CYCLEGAN_MAX_BYTES
     assert httpx.get(f"{server.url}/livez").status_code == 200
     assert httpx.get(f"{server.url}/readyz").status_code == 200
@@ -348,3 +356,35 @@ def test_web_page_and_api_docs(server: Server) -> None:
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/translate/{direction}" in httpx.get(f"{server.url}/docs.json").text
+
+
+TWO_PAIRS = {"horse2zebra", "zebra2horse", "summer2winter", "winter2summer"}
+
+
+def test_two_pairs_and_their_students_are_listed_and_served(two_pairs_server: Server) -> None:
+    info = httpx.get(f"{two_pairs_server.url}/directions").json()
+    assert set(info["directions"]) == TWO_PAIRS | {f"{name}-fast" for name in TWO_PAIRS}
+    for name, direction in info["directions"].items():
+        source = direction["source"]
+        photo = (ROOT / "examples" / f"{source}.jpg").read_bytes()
+        assert decode(post(two_pairs_server, name, photo, JPEG)).size == (256, 256), name
+        for kind in ("input", "output"):
+            answer = httpx.get(f"{two_pairs_server.url}{direction['example'][kind]}")
+            assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+            assert Image.open(io.BytesIO(answer.content)).size == (64, 64)  # native resolution
+    assert info["directions"]["winter2summer"]["domains"] == ["summer", "winter"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/examples/nowhere/input.jpg",
+        "/examples/horse2zebra/weights.jpg",
+        "/examples/horse2zebra/../model.json",
+        "/examples/..%2Fhorse2zebra/input.jpg",
+        "/examples/horse2zebra/input.png",
+    ],
+)
+def test_junk_example_paths_are_404(server: Server, path: str) -> None:
+    answer = httpx.get(f"{server.url}{path}")
+    assert answer.status_code == 404 and not answer.content.startswith(b"\xff\xd8")  # no JPEG

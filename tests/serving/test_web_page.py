@@ -173,43 +173,17 @@ def test_object_urls_are_revoked(page: Any) -> None:
     }
 
 
-@pytest.fixture(scope="module")
-def server_with_preview(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A model directory with a package and its fast student (`horse2zebra-fast`)."""
-    from compile.__main__ import main as compile_main
-    from cyclegan.generator import GeneratorConfig, build_generator
-    from cyclegan.package import write_package
-    from tests.compile.test_onnx_export import SMALL, make_package
-    from tests.serverlib import start_server, stop_server, wait_until
-
-    models = tmp_path_factory.mktemp("preview-models")
-    make_package(models / "horse2zebra", SMALL)
-    tiny = GeneratorConfig(arch="mobile", ngf=4, n_blocks=1)
-    write_package(
-        models / "horse2zebra-fast", name="h2z-fast", version="1", domains=("horse", "zebra"),
-        generators={k: (build_generator(tiny), tiny) for k in ("ab", "ba")},
-        native_resolution=64, direction_suffix="-fast",
-    )  # fmt: skip
-    for package in ("horse2zebra", "horse2zebra-fast"):
-        assert compile_main(["onnx", "--package", str(models / package)]) == 0
-    running = start_server(models, tmp_path_factory.mktemp("preview-server"))
-    try:
-        wait_until(running, "/readyz", 200)
-        yield running
-    finally:
-        stop_server(running)
-
-
 def test_the_fast_preview_comes_first_then_the_full_model(
-    browser: Any, server_with_preview: Server, tmp_path: Path
+    browser: Any, two_pairs_server: Server, tmp_path: Path
 ) -> None:
-    context = browser.new_context(base_url=server_with_preview.url, accept_downloads=True)
+    context = browser.new_context(base_url=two_pairs_server.url, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
         open_page(page)
         options = page.eval_on_selector_all("#direction option", "os => os.map(o => o.value)")
-        assert options == ["horse2zebra", "zebra2horse"]  # the students are previews, not choices
+        # the students are previews, not choices
+        assert options == ["horse2zebra", "zebra2horse", "summer2winter", "winter2summer"]
         held: list[Any] = []
         urls: list[str] = []
 
@@ -247,5 +221,31 @@ def test_the_fast_preview_comes_first_then_the_full_model(
         )
         wait_for(page, "document.getElementById('status').className === 'error'")
         assert page.text_content("#status").startswith(("400", "415"))
+    finally:
+        context.close()
+
+
+def test_the_chooser_groups_pairs_and_offers_their_examples(
+    browser: Any, two_pairs_server: Server
+) -> None:
+    context = browser.new_context(base_url=two_pairs_server.url)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        open_page(page)
+        groups = page.eval_on_selector_all("#direction optgroup", "gs => gs.map(g => g.label)")
+        assert groups == ["horse ↔ zebra", "summer ↔ winter"]
+        page.select_option("#direction", "winter2summer")
+        assert page.text_content("#direction option:checked") == "winter → summer"
+        assert not page.is_hidden("#sample")
+        assert page.get_attribute("#sample-output", "src") == "/examples/winter2summer/output.jpg"
+        wait_for(page, "document.getElementById('sample-output').naturalWidth > 0")  # it loaded
+        page.click("#try-example")  # the example photo is one click away
+        wait_for(page, DONE)
+        assert page.text_content("#after-label") == "After: full model (winter2summer)"
+        assert page.get_attribute("#download", "download") == "winter2summer.png"
+        assert errors == []
     finally:
         context.close()

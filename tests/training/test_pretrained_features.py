@@ -17,6 +17,7 @@ from tests.conftest import ROOT, TINY_FLAGS
 from tests.training.test_train import first_batch, tiny_config, train_cli
 from training.adversary import adversary_path
 from training.checkpoint import checkpoint_path, load_checkpoint
+from training.data import DataError
 from training.evaluate import MAX_IMAGENET_SOURCE_LEFT, judge, judged, load_test_images
 from training.feature_network import ZEBRA_CLASS, FeatureNetwork
 from training.metrics import fid
@@ -207,6 +208,11 @@ def test_the_validation_split_is_disjoint_deterministic_and_never_empty() -> Non
     assert set(kept) | set(held) == set(files)
     assert split_validation(list(reversed(files)), 0.3)[1] == list(reversed(held))
     assert split_validation(files, 0.0) == (files, [])
+    # the Fréchet distance needs two held-out images: a tiny share still holds out two
+    kept, held = split_validation(files, 0.01)
+    assert len(held) == 2 and len(kept) == len(files) - 2
+    with pytest.raises(DataError, match="needs at least 3"):
+        split_validation(files[:2], 0.5)
 
 
 def test_init_from_restores_the_carried_discriminators_and_refuses_a_misfit(
