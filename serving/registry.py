@@ -50,6 +50,12 @@ class ModelRegistry:
     def load(cls, settings: ServiceSettings, warm_up: bool = True) -> ModelRegistry:
         registry = cls()
         folders = find_packages(settings.model_dir)
+        if settings.package_names:
+            missing = sorted(set(settings.package_names) - {f.name for f in folders})
+            for name in missing:
+                log.error("%s: no model package %s (CYCLEGAN_PACKAGES)", settings.model_dir, name)
+                registry.problems.append(f"model package {name} is not installed")
+            folders = [f for f in folders if f.name in settings.package_names]
         if not folders:
             log.error("%s: no model packages (folders with model.json)", settings.model_dir)
             registry.problems.append("no model packages are installed")

@@ -36,6 +36,12 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     model_dir: Path = Field(ROOT / "models", description="folder of model packages")
+    packages: str = Field(
+        "",
+        pattern=r"^[a-z0-9_,-]*$",
+        description="the package folders to serve, comma-separated (e.g. a pool per pair: "
+        "summer2winter,summer2winter-fast); empty: every package in model_dir",
+    )
     backend: BackendName = "auto"
     device: DeviceName = "auto"
     precision: PrecisionName = Field(
@@ -72,6 +78,10 @@ class ServiceSettings(BaseSettings):
         description="ONNX Runtime's idle inference threads spin (off: they sleep, leaving the "
         "cores to the other directions' sessions and the front's image work)",
     )
+
+    @property
+    def package_names(self) -> list[str]:
+        return [name for name in self.packages.split(",") if name]
 
     @model_validator(mode="after")
     def check_together(self) -> Self:

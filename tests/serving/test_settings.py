@@ -96,3 +96,23 @@ def test_thread_spinning_reaches_every_onnx_runtime_session(
         except RuntimeError:  # not set: ONNX Runtime's default, spinning
             found.add("default")
     assert found == {expected}
+
+
+def test_a_pool_can_serve_some_packages_only(tmp_path: Path) -> None:
+    """CYCLEGAN_PACKAGES: a pool per pair, from one image that holds every package."""
+    from serving.registry import ModelRegistry
+    from tests.conftest import tiny_pair
+
+    for domains in (("horse", "zebra"), ("summer", "winter")):
+        tiny_pair(tmp_path / f"{domains[0]}2{domains[1]}", domains)
+    everything = ModelRegistry.load(ServiceSettings(model_dir=tmp_path), warm_up=False)
+    assert len(everything.directions) == 4 and everything.ready
+    seasons = ServiceSettings(model_dir=tmp_path, packages="summer2winter")
+    registry = ModelRegistry.load(seasons, warm_up=False)
+    assert set(registry.directions) == {"summer2winter", "winter2summer"} and registry.ready
+    typo = ServiceSettings(model_dir=tmp_path, packages="summer2winter,sumer2winter")
+    registry = ModelRegistry.load(typo, warm_up=False)
+    assert not registry.ready
+    assert registry.problems == ["model package sumer2winter is not installed"]
+    with pytest.raises(ValidationError, match="packages"):
+        ServiceSettings(packages="../elsewhere")

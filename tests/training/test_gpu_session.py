@@ -35,6 +35,14 @@ def test_bundle_packs_train_folders_as_webp_and_skips_junk(tiny_data: Path, tmp_
     assert size < original / 2
 
 
+def test_bundle_keeps_names_with_spaces(seasons_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a bundle" / "data"
+    assert pack(seasons_data, out, quality=70, budget_bytes=2**20) == {"trainA": 4, "trainB": 4}
+    names = sorted(p.stem for p in (out / "trainA").iterdir())
+    assert names == sorted(p.stem for p in (seasons_data / "trainA").iterdir())
+    assert all(" " in name for name in names)
+
+
 def test_bundle_over_budget_writes_nothing(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bundle" / "data"
     try:
