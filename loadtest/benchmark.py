@@ -9,7 +9,8 @@ measures, as a client only:
 3. batching: throughput and p50/p95 latency against the number of clients, batching on and off,
    for the default direction and its fast student (`<direction>-fast`) where one is served,
    drawn as a PNG beside BENCHMARKS.md (`--plot`);
-4. latency for a person: p50/p95 of one request on an idle server, each model;
+   and a mixed load: the busiest row's clients spread over every full model's direction;
+4. latency for a person: p50/p95 of one request on an idle server, every direction served;
 6. the service as shipped (4 clients) against the reference CycleGAN's test loop, files in and
    files out on real test images (`loadtest/reference.py`; the loop runs in its own process),
    and, where the shipped service runs an INT8 graph, the service on the fp32 graph too.
@@ -79,13 +80,17 @@ def jpeg(size: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def load(url: str, body: bytes, clients: int, seconds: float) -> tuple[float, list[float], int]:
-    """(images/s, latencies in s, errors) with `clients` threads posting back to back."""
+def load(
+    url: str | list[str], body: bytes, clients: int, seconds: float
+) -> tuple[float, list[float], int]:
+    """(images/s, latencies in s, errors) with `clients` threads posting back to back; with a
+    list of addresses, client i posts to the i-th (round robin): a mixed load."""
+    urls = [url] if isinstance(url, str) else url
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
-    def client() -> None:
+    def client(url: str) -> None:
         nonlocal errors
         with httpx.Client(timeout=120) as http:
             while time.perf_counter() < deadline:
@@ -98,7 +103,7 @@ def load(url: str, body: bytes, clients: int, seconds: float) -> tuple[float, li
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        for future in [pool.submit(client) for _ in range(clients)]:
+        for future in [pool.submit(client, urls[i % len(urls)]) for i in range(clients)]:
             future.result()
     return len(latencies) / (time.perf_counter() - start), latencies, errors
 
@@ -127,10 +132,19 @@ def pick_direction(directions: dict[str, Any], figures: dict[str, Any] | None) -
 
 
 @dataclass
+class MixedLoad:
+    """Clients spread over every full model's direction at once, batching on."""
+
+    load: Load  # all directions together (its mean_batch: images per forward pass)
+    mean_batch: dict[str, float]  # direction -> images per forward pass
+
+
+@dataclass
 class Measured:
     described: dict[str, dict[str, Any]]  # direction -> its /directions entry
     loads: dict[str, dict[str, dict[int, Load]]]  # direction -> batching on/off -> clients
     person: dict[str, list[float]]  # direction -> one-at-a-time latencies (s)
+    mixed: MixedLoad | None = None
 
     @property
     def default(self) -> str:
@@ -176,9 +190,57 @@ def measure(models: Path, plan: Plan, figures: dict[str, Any] | None, workdir: P
                         "%s, batching %s, %d clients: %.2f img/s, mean batch %.2f, %d errors",
                         direction, mode, clients, rate, mean_batch, errors,
                     )  # fmt: skip
+            if mode == "on":
+                for direction in sorted(set(served) - set(measured.person)):  # every direction
+                    url = f"{server.url}/translate/{direction}"
+                    load(url, body, 1, min(1.0, plan.seconds))  # warm-up
+                    measured.person[direction] = one_at_a_time(url, body, plan.person_requests)
+                measured.mixed = mixed_load(server.url, served, body, plan)
         finally:
             stop_server(server)
     return measured
+
+
+def mixed_load(url: str, served: dict[str, Any], body: bytes, plan: Plan) -> MixedLoad | None:
+    """The busiest row's clients spread over every full model's direction (no students)."""
+    directions = sorted(d for d in served if not d.endswith(FAST_SUFFIX))
+    if len(directions) < 2:
+        return None
+    clients = max(plan.clients)
+    before = {d: batch_stats(url, d) for d in directions}
+    rate, latencies, errors = load(
+        [f"{url}/translate/{d}" for d in directions], body, clients, plan.seconds
+    )
+    passes = {}
+    for direction in directions:
+        after = batch_stats(url, direction)
+        passes[direction] = (after[0] - before[direction][0], after[1] - before[direction][1])
+    images, count = (sum(p[i] for p in passes.values()) for i in (0, 1))
+    mean = {d: (n / c if c else float("nan")) for d, (n, c) in passes.items()}
+    log.info("mixed, %d clients over %s: %.2f img/s", clients, ", ".join(directions), rate)
+    return MixedLoad(Load(rate, latencies, images / count if count else float("nan"), errors), mean)
+
+
+def mixed_lines(plan: Plan, measured: Measured) -> list[str]:
+    mixed = measured.mixed
+    if mixed is None:
+        return []
+    busiest = max(plan.clients)
+    single = measured.loads[measured.default]["on"][busiest]
+    per_direction = ", ".join(f"{d} {b:.2f}" for d, b in mixed.mean_batch.items())
+    return [
+        f"**Mixed directions.** The batcher takes up to {plan.max_batch} waiting images from one "
+        "queue, whatever their direction, and the generator runs one forward pass per direction "
+        "in that batch (serving/service.py, `run_batch`): an image never waits for a batch of "
+        f"its own direction to fill, and k directions in one batch cost k passes. {busiest} "
+        f"clients spread round robin over {len(mixed.mean_batch)} directions: "
+        f"{mixed.load.images_per_second:.2f} img/s, p50 {percentile(mixed.load.latencies, 50):.0f}"
+        f" ms, p95 {percentile(mixed.load.latencies, 95):.0f} ms, {mixed.load.failed} failed; "
+        f"images per forward pass {mixed.load.mean_batch:.2f} ({per_direction}), against "
+        f"{single.mean_batch:.2f} and {single.images_per_second:.2f} img/s with all "
+        f"{busiest} clients on {measured.default} alone.",
+        "",
+    ]
 
 
 def one_at_a_time(url: str, body: bytes, requests: int) -> list[float]:
@@ -371,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     relative = os.path.relpath(plot, args.out.parent)
     write_section(args.out, BATCHING, [
         BATCHING, "", f"![throughput and p95 latency against clients]({relative})", "",
-        *batching_lines(plan, measured),
+        *batching_lines(plan, measured), *mixed_lines(plan, measured),
     ])  # fmt: skip
     write_section(args.out, PERSON, [
         PERSON, "",

@@ -9,6 +9,7 @@ import pytest
 from compile.__main__ import main as compile_main
 from loadtest.benchmark import main
 from loadtest.server import ROOT
+from tests.conftest import tiny_pair
 
 
 def test_the_service_benchmark_is_an_http_client_only() -> None:
@@ -27,7 +28,11 @@ def test_the_service_benchmark_is_an_http_client_only() -> None:
 
 
 @pytest.mark.slow
-def test_quick_benchmark_runs_every_section(model_dir: Path, tmp_path: Path) -> None:
+def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
+    model_dir = tmp_path / "models"  # two pairs and their students, as make serve serves
+    for domains in (("horse", "zebra"), ("summer", "winter")):
+        for suffix in ("", "-fast"):
+            tiny_pair(model_dir / f"{domains[0]}2{domains[1]}{suffix}", domains, suffix)
     out, figures = tmp_path / "BENCHMARKS.md", tmp_path / "runtimes.json"
     package = str(model_dir / "horse2zebra")
     argv = ["benchmark", "--package", package, "--quick", "--out", str(out)]
@@ -53,6 +58,12 @@ def test_quick_benchmark_runs_every_section(model_dir: Path, tmp_path: Path) -> 
     assert "raw runtime img/s" in overhead and "nan" not in overhead  # the ratio was measured
     assert "![throughput and p95 latency against clients](benchmarks-clients.png)" in batching
     assert (tmp_path / "benchmarks-clients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "4 clients spread round robin over 4 directions" in batching
+    mixed = batching.split("**Mixed directions.**")[1]
+    assert "0 failed" in mixed and "nan" not in mixed
+    person = text.split("## 4.")[1].split("## 6.")[0]
+    for direction in ("horse2zebra", "zebra2horse-fast", "summer2winter", "winter2summer-fast"):
+        assert f"- {direction}: p50 " in person
     versus = text.split("## 6.")[1]
     assert "| reference loop img/s | service img/s |" in versus and "nan" not in versus
     assert "| as shipped: onnxruntime cpu fp32 |" in versus  # no INT8 graph: one row
