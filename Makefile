@@ -80,12 +80,13 @@ loadtest: setup
 	$(PY) -m loadtest --host $(HOST) --users 8 --spawn-rate 4 --duration 60
 
 # Measure the runtimes in-process (compile; the INT8 graph calibrated on DATA where it is
-# there), then the service over HTTP against them (loadtest); each writes its sections of
-# BENCHMARKS.md (~15 min).
+# there), then the service over HTTP against them (loadtest), then its start-up and memory per
+# pair; each writes its sections of BENCHMARKS.md (~20 min).
 bench: setup
 	$(PY) -m compile benchmark --out BENCHMARKS.md --figures runs/bench/runtimes.json \
 		$(if $(wildcard $(DATA)/trainA),--calibration $(DATA))
 	$(PY) -m loadtest.benchmark --out BENCHMARKS.md --runtime-figures runs/bench/runtimes.json
+	$(PY) -m loadtest.startup --out BENCHMARKS.md
 
 # Where a saturated server spends its CPU (py-spy and the OS), as section 7 of BENCHMARKS.md.
 profile: setup
