@@ -31,7 +31,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,7 @@ class Measured:
     described: dict[str, dict[str, Any]]  # direction -> its /directions entry
     loads: dict[str, dict[str, dict[int, Load]]]  # direction -> batching on/off -> clients
     person: dict[str, list[float]]  # direction -> one-at-a-time latencies (s)
+    phases: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # Server-Timing, ms
     mixed: MixedLoad | None = None
 
     @property
@@ -177,7 +178,9 @@ def measure(models: Path, plan: Plan, figures: dict[str, Any] | None, workdir: P
                     url += f"?resolution={figures['size']}"
                 load(url, body, 2, min(2.0, plan.seconds))  # warm-up
                 if mode == "on":
-                    measured.person[direction] = one_at_a_time(url, body, plan.person_requests)
+                    measured.person[direction], measured.phases[direction] = one_at_a_time(
+                        url, body, plan.person_requests
+                    )
                 loads = measured.loads.setdefault(direction, {}).setdefault(mode, {})
                 for clients in plan.clients:
                     before = batch_stats(server.url, direction)
@@ -194,7 +197,9 @@ def measure(models: Path, plan: Plan, figures: dict[str, Any] | None, workdir: P
                 for direction in sorted(set(served) - set(measured.person)):  # every direction
                     url = f"{server.url}/translate/{direction}"
                     load(url, body, 1, min(1.0, plan.seconds))  # warm-up
-                    measured.person[direction] = one_at_a_time(url, body, plan.person_requests)
+                    measured.person[direction], measured.phases[direction] = one_at_a_time(
+                        url, body, plan.person_requests
+                    )
                 measured.mixed = mixed_load(server.url, served, body, plan)
         finally:
             stop_server(server)
@@ -243,14 +248,48 @@ def mixed_lines(plan: Plan, measured: Measured) -> list[str]:
     ]
 
 
-def one_at_a_time(url: str, body: bytes, requests: int) -> list[float]:
-    latencies = []
+def one_at_a_time(
+    url: str, body: bytes, requests: int
+) -> tuple[list[float], list[dict[str, float]]]:
+    """(latencies in s, each answer's Server-Timing phases in ms), one request at a time."""
+    latencies, phases = [], []
     with httpx.Client(timeout=60) as http:
         for _ in range(requests):
             began = time.perf_counter()
-            http.post(url, content=body, headers={"content-type": "image/jpeg"}).raise_for_status()
+            answer = http.post(url, content=body, headers={"content-type": "image/jpeg"})
+            answer.raise_for_status()
             latencies.append(time.perf_counter() - began)
-    return latencies
+            phases.append(server_timing(answer.headers.get("server-timing", "")))
+    return latencies, phases
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`read;dur=0.4, decode;dur=1.9, ...` as {phase: ms}."""
+    found = re.findall(r"([a-z]+);dur=([0-9.]+)", header)
+    return {name: float(ms) for name, ms in found}
+
+
+PHASE_COLUMNS = ("read", "decode", "queue", "hop", "infer", "encode", "total")
+
+
+def phase_lines(measured: Measured) -> list[str]:
+    """p50 of each Server-Timing phase per direction, and of what is not the model."""
+    lines = [
+        "| direction | client p50 | " + " | ".join(PHASE_COLUMNS) + " | total - infer |",
+        "|---|---|" + "---|" * (len(PHASE_COLUMNS) + 1),
+    ]
+    for direction, answers in measured.phases.items():
+        p50 = {
+            phase: float(np.median([a.get(phase, float("nan")) for a in answers]))
+            for phase in PHASE_COLUMNS
+        }
+        outside = float(np.median([a["total"] - a["infer"] for a in answers if "infer" in a]))
+        lines.append(
+            f"| {direction} | {percentile(measured.person[direction], 50):.1f} | "
+            + " | ".join(f"{p50[phase]:.1f}" for phase in PHASE_COLUMNS)
+            + f" | {outside:.1f} |"
+        )
+    return lines
 
 
 def overhead_lines(
@@ -444,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
             f"p95 {percentile(person, 95):.0f} ms."
             for direction, person in measured.person.items()
         ),
+        "",
+        "Where that time goes, from the answers' `Server-Timing` headers (p50 of each phase, "
+        "ms; the client's p50 also holds the loopback HTTP exchange and its client's work):",
+        "",
+        *phase_lines(measured),
         "",
     ])  # fmt: skip
     write_section(args.out, REFERENCE, [REFERENCE, "", *comparison])

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import imaging
 from serving.errors import INTERNAL, OUTCOMES, ServiceError, error_response
+from serving.phases import SCOPE_KEY, Phases
 from serving.prometheus import IMAGE_MEMORY, IN_FLIGHT, REQUESTS, direction_label
 from serving.settings import MIB, PEAK_BYTES_PER_PIXEL, ServiceSettings
 
@@ -143,7 +144,9 @@ class RequestGuard:
     async def guarded(
         self, scope: Scope, receive: Receive, exchange: Exchange, deadline: float
     ) -> None:
+        phases = scope[SCOPE_KEY] = Phases()
         body = await self.read_body(scope, receive, deadline)
+        phases.since("read", phases.started)
         if not body:  # BentoML would read an empty body as "{}"
             raise ServiceError(400, "the request body is empty: send the image bytes")
         scope, body, image = await self.reshape(scope, body, exchange)

@@ -55,6 +55,14 @@ INFERENCE_TIME = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+PHASE_SECONDS = Histogram(
+    "cyclegan_phase_seconds",
+    "Time of one translation request by phase (read, decode, queue, hop, infer, encode, total): "
+    "the request's Server-Timing header",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+
 # Filled by the front once it knows what the generator serves; until then every direction
 # is "unknown", so a scanner cannot add label values.
 KNOWN_DIRECTIONS: set[str] = set()
@@ -69,6 +77,7 @@ PREFIX_ROUTES = {
     "/translate/": "/translate/{direction}",
     "/static/": "/static/{file}",
     "/static_content/": "/static_content/{file}",
+    "/examples/": "/examples/{direction}/{kind}.jpg",
 }
 
 

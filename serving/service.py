@@ -34,6 +34,7 @@ from serving import bentoml_fixes, imaging, routes
 from serving.batcher import Batcher, Overloaded
 from serving.errors import INTERNAL, ServiceError, error_response
 from serving.guard import RequestGuard
+from serving.phases import Phases, phases_of
 from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY
 from serving.settings import get_settings
 
@@ -51,6 +52,14 @@ class GenerateItem(bentoml.IODescriptor):
 
     direction: str
     canvas: np.ndarray  # (3, R, R) uint8
+
+
+class Generated(bentoml.IODescriptor):
+    """The translated canvas, and where its time in the generator went."""
+
+    canvas: np.ndarray  # (3, R, R) uint8
+    queue_s: float  # waiting for its batch
+    infer_s: float  # its direction's forward pass in that batch, conversions included
 
 
 @bentoml.service(
@@ -77,25 +86,31 @@ class BatchedGenerator:
         return self.registry.ready
 
     @bentoml.api
-    async def generate(self, item: GenerateItem) -> np.ndarray:
+    async def generate(self, item: GenerateItem) -> Generated:
         """One canvas through the batcher; 503 when it waited longer than the latency goal."""
         try:
             return await self.batcher.submit(item)
         except Overloaded as reason:
             raise ServiceUnavailable(str(reason)) from None
 
-    def run_batch(self, items: list[GenerateItem], waits: list[float]) -> list[np.ndarray]:
+    def run_batch(self, items: list[GenerateItem], waits: list[float]) -> list[Generated]:
         """Same-direction items run together; the answers are in the order of `items`."""
-        outputs: list[np.ndarray | None] = [None] * len(items)
+        outputs: list[Generated | None] = [None] * len(items)
         groups: dict[str, list[int]] = {}
         for index, item in enumerate(items):
             groups.setdefault(item.direction, []).append(index)
+        # the directions of one batch run one after another: each image also waits for the
+        # passes of the directions before its own
+        queued = 0.0
         for direction, indices in groups.items():
+            began = time.perf_counter()
             results = self.registry.translate(
                 direction, [items[i].canvas for i in indices], [waits[i] for i in indices]
             )
+            infer = time.perf_counter() - began
             for i, result in zip(indices, results, strict=True):
-                outputs[i] = result
+                outputs[i] = Generated(canvas=result, queue_s=waits[i] + queued, infer_s=infer)
+            queued += infer
         return [out for out in outputs if out is not None]
 
     @bentoml.api
@@ -199,7 +214,9 @@ class Translator:
             raise ServiceError(404, f"no example {kind} for direction {direction!r}")
         return settings.model_dir / example[kind]
 
-    async def run(self, direction: str, data: bytes, fmt: str, resolution: int | None) -> bytes:
+    async def run(
+        self, direction: str, data: bytes, fmt: str, resolution: int | None, phases: Phases
+    ) -> bytes:
         """The whole translation of one image; raises ServiceError for refused requests."""
         info = await self.describe()
         if not info["ready"]:
@@ -226,14 +243,22 @@ class Translator:
         except TimeoutError:
             raise ServiceError(503, "the server is overloaded; retry shortly") from None
         try:
+            began = time.perf_counter()
             prepared = await anyio.to_thread.run_sync(decode_and_fit)
+            began = phases.since("decode", began)
             item = GenerateItem(direction=direction, canvas=prepared.canvas)
-            translated = await self.generate(item)
-            return await anyio.to_thread.run_sync(restore_and_encode, translated, prepared)
+            generated = await self.generate(item)
+            phases.add("queue", generated.queue_s)
+            phases.add("infer", generated.infer_s)
+            began = phases.since("hop", began + generated.queue_s + generated.infer_s)
+            canvas = np.asarray(generated.canvas)
+            body = await anyio.to_thread.run_sync(restore_and_encode, canvas, prepared)
+            phases.since("encode", began)
+            return body
         finally:
             self._work.release()
 
-    async def generate(self, item: GenerateItem) -> np.ndarray:
+    async def generate(self, item: GenerateItem) -> Generated:
         """One image through the generator, with bounded retries and backoff.
 
         A connection that could not be made (the generator is restarting) is retried up to
@@ -244,7 +269,7 @@ class Translator:
         dropped = 0
         for attempt in range(CONNECT_ATTEMPTS):
             try:
-                return np.asarray(await self.generator.to_async.generate(item=item))
+                return await self.generator.to_async.generate(item=item)
             except aiohttp.ClientConnectorError as error:  # never connected: nothing was sent
                 reason = error
             except aiohttp.ClientError as error:  # sent, then the connection or answer broke
@@ -273,9 +298,10 @@ class Translator:
     ) -> Response:
         """The translated image, or the error answer; never raises."""
         started = time.perf_counter()
+        phases = phases_of(ctx.request.scope)
         try:
             fmt = imaging.pick_format(fmt_query, accept)
-            body = await self.run(direction, data, fmt, parse_resolution(resolution))
+            body = await self.run(direction, data, fmt, parse_resolution(resolution), phases)
         except Exception as error:
             if not isinstance(error, ServiceError):
                 log.exception("translation failed")
@@ -286,7 +312,8 @@ class Translator:
             return error_response(error)
         REQUEST_LATENCY.labels(direction).observe(time.perf_counter() - started)
         ctx.response.status_code = 200
-        return Response(body, media_type=imaging.FORMATS[fmt])
+        timing = phases.finish()
+        return Response(body, media_type=imaging.FORMATS[fmt], headers={"Server-Timing": timing})
 
     @bentoml.api(route="/translate/{direction}")
     async def translate(

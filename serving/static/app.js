@@ -103,7 +103,20 @@ async function post(direction, file, signal) {
     const body = await response.json().catch(() => ({}));
     throw new HttpError(`${response.status}: ${body.error || response.statusText}`);
   }
-  return response.blob();
+  const blob = await response.blob();
+  blob.timing = modelTime(response.headers.get("Server-Timing"));
+  return blob;
+}
+
+// "model 31 ms of the server's 52 ms", from the answer's Server-Timing header.
+function modelTime(header) {
+  const ms = {};
+  for (const entry of (header || "").split(",")) {
+    const [name, dur] = entry.trim().split(";dur=");
+    if (name && dur) ms[name] = Number(dur);
+  }
+  if (!("infer" in ms && "total" in ms)) return "";
+  return ` (the model ${Math.round(ms.infer)} ms of the server's ${Math.round(ms.total)} ms)`;
 }
 
 // Show a translation; `which` says whether it is the fast preview or the full model's.
@@ -139,7 +152,7 @@ async function translate(file) {
       .then((preview) => {
         if (current !== request || fullShown) return; // too late: never over a newer answer
         show(preview, fast, "fast preview");
-        say(`preview in ${elapsed()} ms; the full model is still working…`);
+        say(`preview in ${elapsed()} ms${preview.timing}; the full model is still working…`);
       })
       .catch(() => {}); // a missing preview is no error: the full answer follows
   }
@@ -148,7 +161,7 @@ async function translate(file) {
     if (current !== request) return; // an older answer never replaces a newer one
     fullShown = true;
     show(result, direction, fast ? "full model" : "translated");
-    say(`done in ${elapsed()} ms`);
+    say(`done in ${elapsed()} ms${result.timing}`);
   } catch (error) {
     if (error.name === "AbortError") return; // a newer request took its place
     if (current !== request) return;

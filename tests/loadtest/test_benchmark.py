@@ -64,6 +64,8 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     person = text.split("## 4.")[1].split("## 6.")[0]
     for direction in ("horse2zebra", "zebra2horse-fast", "summer2winter", "winter2summer-fast"):
         assert f"- {direction}: p50 " in person
+        row = next(line for line in person.splitlines() if line.startswith(f"| {direction} |"))
+        assert "nan" not in row and len(row.split("|")) == 12  # every phase was in the header
     versus = text.split("## 6.")[1]
     assert "| reference loop img/s | service img/s |" in versus and "nan" not in versus
     assert "| as shipped: onnxruntime cpu fp32 |" in versus  # no INT8 graph: one row

@@ -388,3 +388,36 @@ def test_two_pairs_and_their_students_are_listed_and_served(two_pairs_server: Se
 def test_junk_example_paths_are_404(server: Server, path: str) -> None:
     answer = httpx.get(f"{server.url}{path}")
     assert answer.status_code == 404 and not answer.content.startswith(b"\xff\xd8")  # no JPEG
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """An RFC-style Server-Timing value (`name;dur=ms, ...`) as {name: milliseconds}."""
+    phases = {}
+    for entry in header.split(","):
+        name, _, params = entry.strip().partition(";")
+        assert re.fullmatch(r"[a-z]+", name) and re.fullmatch(r"dur=\d+(\.\d+)?", params), entry
+        phases[name] = float(params.removeprefix("dur="))
+    return phases
+
+
+def test_server_timing_says_where_the_time_went(server: Server) -> None:
+    from serving.phases import PHASES
+
+    response = post(server, "horse2zebra", real_images("testA", 1)[0].read_bytes(), JPEG)
+    decode(response)
+    phases = server_timing(response.headers["server-timing"])
+    assert list(phases) == list(PHASES)  # read, decode, queue, hop, infer, encode, total
+    parts = sum(ms for name, ms in phases.items() if name != "total")
+    assert parts <= phases["total"] + 0.1 * len(phases)  # each rounded to 0.1 ms
+    assert phases["infer"] > 0 and phases["decode"] > 0
+    form = httpx.post(
+        f"{server.url}/translate/horse2zebra",
+        files={"image": ("h.jpg", real_images("testA", 1)[0].read_bytes(), "image/jpeg")},
+        timeout=60,
+    )
+    assert list(server_timing(form.headers["server-timing"])) == list(PHASES)
+    refused = post(server, "nowhere", b"x", JPEG)
+    assert refused.status_code == 404 and "server-timing" not in refused.headers
+    metrics = httpx.get(f"{server.url}/metrics").text
+    labels = set(re.findall(r'^cyclegan_phase_seconds_count\{phase="([a-z]+)"\}', metrics, re.M))
+    assert labels == set(PHASES)  # a fixed label set

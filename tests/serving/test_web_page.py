@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -80,6 +81,7 @@ def test_the_page_translates_an_image(page: Any) -> None:
     wait_for(page, DONE)
     assert page.get_attribute("#after", "src").startswith("blob:")
     assert page.get_attribute("#download", "download") == "horse2zebra.png"
+    assert re.search(r"\(the model \d+ ms of the server's \d+ ms\)", page.text_content("#status"))
     assert errors == []  # nothing broke, the Content-Security-Policy included
 
 
