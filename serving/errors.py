@@ -18,6 +18,7 @@ OUTCOMES = {
     408: "client_timeout",
     413: "too_large",
     415: "client_error",
+    422: "client_error",
     429: "overloaded",
     503: "overloaded",
 }

@@ -2,8 +2,10 @@
 
 Every image is scaled so that its longer side equals the working resolution R and reflected
 out to an R x R canvas, so requests of any size and aspect ratio share one batch shape. After
-translation the canvas is cropped back, resized to the input's exact width and height, the
-alpha channel (if any) is put back and the result is encoded as PNG, JPEG or WebP.
+translation the canvas is cropped back, resized to the input's exact width and height,
+blended with the original where a strength below 1 asks, the alpha channel (if any) is put
+back and the result is encoded as PNG, JPEG or WebP. Colours: an input's ICC profile converts
+it to sRGB first; every answer is sRGB, with the profile, and marked as made by a model.
 
 Memory: only formats on an allowlist are decoded; JPEGs are decoded at a reduced scale (DCT
 scaling) when that still covers the canvas; the image is resized before any mode conversion,
@@ -15,15 +17,19 @@ front holds the decoded image, its alpha plane, the output and the encoded answe
 from __future__ import annotations
 
 import io
+import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from cyclegan.generator_config import SIZE_MULTIPLE
-from cyclegan.imaging import served_resolution, split_alpha
+from cyclegan.imaging import served_resolution, split_alpha, to_rgb
 from serving.errors import ServiceError
+from serving.provenance import XMP_KEY, Provenance, srgb_icc, srgb_profile
+
+log = logging.getLogger(__name__)
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 FORMAT_ALIASES = {"jpg": "jpeg"}
@@ -42,6 +48,22 @@ class Prepared:
     content_box: tuple[int, int, int, int]  # (top, left, height, width) of the image on the canvas
     size: tuple[int, int]  # original (width, height), upright
     alpha: Image.Image | None  # at the original size
+    original: Image.Image | None = None  # sRGB at the original size, kept for a strength < 1
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB in sRGB: converted from the image's embedded ICC profile where it has one
+    (a Display P3 phone photo keeps its colours), else read as sRGB already."""
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "CMYK", "L"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(image, source, srgb_profile(), outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError) as error:  # a broken profile
+            log.info("ICC profile not applied (%s); the pixels are read as sRGB", error)
+    return to_rgb(image)
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -95,10 +117,11 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 
 def decode(
-    data: bytes, max_pixels: int, resolution: int, fmt: str
+    data: bytes, max_pixels: int, resolution: int, fmt: str, full: bool = False
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Bytes -> (upright Pillow image, its full upright size). A JPEG may come back smaller
-    than its full size (decoded at 1/2, 1/4 or 1/8 scale, never below `resolution`)."""
+    than its full size (decoded at 1/2, 1/4 or 1/8 scale, never below `resolution`) unless
+    `full` (the original is blended into the answer)."""
     image = open_image(data)
     width, height = image.size  # from the header: checked before any pixel is decoded
     check_pixels(width, height, max_pixels)
@@ -106,7 +129,7 @@ def decode(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if image.format == "JPEG":
+            if image.format == "JPEG" and not full:
                 image.draft(image.mode, (resolution, resolution))
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -136,7 +159,7 @@ def working_size(requested: int | None, native: int, max_resolution: int) -> int
 
 
 def prepare(image: Image.Image, size: tuple[int, int], resolution: int) -> Prepared:
-    """Fit the image into a resolution x resolution canvas (reflect-padded), as uint8."""
+    """Fit the image into a resolution x resolution canvas (reflect-padded), as uint8 sRGB."""
     if image.mode in ("P", "PA", "1"):  # palettes resize only by nearest neighbour
         has_alpha = image.mode == "PA" or "transparency" in image.info
         image = image.convert("RGBA" if has_alpha else "RGB")
@@ -146,7 +169,7 @@ def prepare(image: Image.Image, size: tuple[int, int], resolution: int) -> Prepa
     new_w = max(1, round(width * scale))
     new_h = max(1, round(height * scale))
     # Resize first, convert after: a 16-bit or CMYK image is converted at canvas size.
-    rgb, _ = split_alpha(image.resize((new_w, new_h), Image.Resampling.BICUBIC))
+    rgb = colour_of(image.resize((new_w, new_h), Image.Resampling.BICUBIC), image.info)
     resized = np.asarray(rgb)  # (h, w, 3)
     top, left = (resolution - new_h) // 2, (resolution - new_w) // 2
     pad = ((top, resolution - new_h - top), (left, resolution - new_w - left), (0, 0))
@@ -163,13 +186,32 @@ def prepare(image: Image.Image, size: tuple[int, int], resolution: int) -> Prepa
     )
 
 
-def restore(translated: np.ndarray, prepared: Prepared) -> Image.Image:
-    """(3, R, R) uint8 canvas -> image at the original size, alpha put back."""
+def with_original(prepared: Prepared, data: bytes, max_pixels: int, fmt: str) -> Prepared:
+    """`prepared` holding the image at full size in sRGB too, for a blend with the
+    translation (decoded again, in full: the canvas stays what it is at any strength)."""
+    image, _ = decode(data, max_pixels, max(prepared.size), fmt, full=True)
+    return replace(prepared, original=colour_of(image, image.info))
+
+
+def colour_of(image: Image.Image, info: dict[str, object]) -> Image.Image:
+    """The image's colours as 8-bit sRGB, alpha dropped; `info` holds the decoded file's ICC
+    profile (a resized copy may not carry it)."""
+    if image.mode in ALPHA_MODES:
+        image, _ = split_alpha(image)
+    image.info.setdefault("icc_profile", info.get("icc_profile"))
+    return to_srgb(image)
+
+
+def restore(translated: np.ndarray, prepared: Prepared, strength: float = 1.0) -> Image.Image:
+    """(3, R, R) uint8 canvas -> image at the original size, alpha put back; a strength
+    below 1 blends it with the original (0: the original's pixels)."""
     top, left, height, width = prepared.content_box
     crop = translated[:, top : top + height, left : left + width].transpose(1, 2, 0)
     image = Image.fromarray(np.ascontiguousarray(crop), mode="RGB")
     if image.size != prepared.size:
         image = image.resize(prepared.size, Image.Resampling.BICUBIC)
+    if strength < 1.0 and prepared.original is not None:
+        image = Image.blend(prepared.original, image, strength)
     if prepared.alpha is not None:
         image.putalpha(prepared.alpha)
     return image
@@ -239,13 +281,18 @@ def pick_format(query: str | None, accept: str | None) -> str:
     return name
 
 
-def encode(image: Image.Image, fmt: str) -> bytes:
+def encode(image: Image.Image, fmt: str, provenance: Provenance) -> bytes:
+    """The answer's bytes, in sRGB and marked as made by a model (serving/provenance.py)."""
     buffer = io.BytesIO()
+    marks = {"icc_profile": srgb_icc()}
     if fmt == "jpeg":
         # JPEG has no alpha channel: the translated colours are kept, transparency is dropped.
-        image.convert("RGB").save(buffer, format="JPEG", quality=90)
+        image.convert("RGB").save(buffer, "JPEG", quality=90, xmp=provenance.xmp(), **marks)
     elif fmt == "webp":
-        image.save(buffer, format="WEBP", quality=90)
+        image.save(buffer, "WEBP", quality=90, xmp=provenance.xmp(), **marks)
     else:
-        image.save(buffer, format="PNG", compress_level=1)  # fast: the encode is on the hot path
+        text = PngImagePlugin.PngInfo()
+        text.add_itxt(XMP_KEY, provenance.xmp().decode())
+        # compress_level 1: fast, the encode is on the hot path
+        image.save(buffer, "PNG", compress_level=1, pnginfo=text, **marks)
     return buffer.getvalue()

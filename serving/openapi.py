@@ -24,6 +24,7 @@ ERRORS = {
     "`image` file, an image the output format cannot hold",
     "404": "unknown direction (the message lists the valid ones)",
     "406": "a `format` or `Accept` the service cannot make",
+    "422": "a `strength` outside 0 to 1",
     "408": "the body did not arrive in time",
     "413": "more bytes than the byte limit, or more pixels than the pixel limit",
     "415": "an image format the service does not read, a pickle body, or JSON to POST /translate",
@@ -52,7 +53,9 @@ IMAGE_ANSWER = {
         media: {"schema": {"type": "string", "format": "binary"}} for media in FORMATS.values()
     },
 }
-TRANSLATE_ERRORS = error_responses("400", "404", "406", "408", "413", "415", "429", "500", "503")
+TRANSLATE_ERRORS = error_responses(
+    "400", "404", "406", "408", "413", "415", "422", "429", "500", "503"
+)
 FORMAT_PARAMETER = {
     "name": "format",
     "in": "query",
@@ -66,6 +69,14 @@ RESOLUTION_PARAMETER = {
     "required": False,
     "description": "working resolution: a multiple of 4 from 32 to the server's limit",
     "schema": {"type": "integer", "minimum": 32},
+}
+STRENGTH_PARAMETER = {
+    "name": "strength",
+    "in": "query",
+    "required": False,
+    "description": "how much of the translation to show: 0 is the original's pixels, 1 (the "
+    "default) the translation; in between, a blend of the two at full size",
+    "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
 }
 BINARY = {"type": "string", "format": "binary"}
 
@@ -94,6 +105,7 @@ DOCUMENT: dict[str, Any] = {
                     },
                     FORMAT_PARAMETER,
                     RESOLUTION_PARAMETER,
+                    STRENGTH_PARAMETER,
                     {
                         "name": "Accept",
                         "in": "header",
@@ -134,6 +146,7 @@ DOCUMENT: dict[str, Any] = {
                                     "direction": {"type": "string"},
                                     "format": FORMAT_PARAMETER["schema"],
                                     "resolution": RESOLUTION_PARAMETER["schema"],
+                                    "strength": STRENGTH_PARAMETER["schema"],
                                 },
                             }
                         }

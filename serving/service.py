@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +37,7 @@ from serving.errors import INTERNAL, ServiceError, error_response
 from serving.guard import RequestGuard
 from serving.phases import Phases, phases_of
 from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY
+from serving.provenance import Provenance
 from serving.settings import get_settings
 
 log = logging.getLogger("serving")
@@ -215,7 +217,13 @@ class Translator:
         return settings.model_dir / example[kind]
 
     async def run(
-        self, direction: str, data: bytes, fmt: str, resolution: int | None, phases: Phases
+        self,
+        direction: str,
+        data: bytes,
+        fmt: str,
+        resolution: int | None,
+        phases: Phases,
+        strength: float = 1.0,
     ) -> bytes:
         """The whole translation of one image; raises ServiceError for refused requests."""
         info = await self.describe()
@@ -227,15 +235,23 @@ class Translator:
             raise ServiceError(
                 404, f"unknown direction {direction!r}; this server has: {', '.join(valid)}"
             )
-        native = info["directions"][direction]["native_resolution"]
-        size = imaging.working_size(resolution, native, settings.max_resolution)
+        described = info["directions"][direction]
+        size = imaging.working_size(
+            resolution, described["native_resolution"], settings.max_resolution
+        )
+        blend = strength < 1.0
+        provenance = Provenance(direction, described["model"], described["version"])
 
         def decode_and_fit() -> imaging.Prepared:
             image, full_size = imaging.decode(data, settings.max_pixels, size, fmt)
-            return imaging.prepare(image, full_size, size)
+            prepared = imaging.prepare(image, full_size, size)
+            if blend:
+                return imaging.with_original(prepared, data, settings.max_pixels, fmt)
+            return prepared
 
         def restore_and_encode(translated: np.ndarray, prepared: imaging.Prepared) -> bytes:
-            return imaging.encode(imaging.restore(translated, prepared), fmt)
+            restored = imaging.restore(translated, prepared, strength)
+            return imaging.encode(restored, fmt, provenance)
 
         try:
             with anyio.fail_after(settings.max_latency_ms / 1000):
@@ -295,13 +311,15 @@ class Translator:
         fmt_query: str | None,
         accept: str | None,
         resolution: str | None,
+        strength: str | None = None,
     ) -> Response:
         """The translated image, or the error answer; never raises."""
         started = time.perf_counter()
         phases = phases_of(ctx.request.scope)
         try:
             fmt = imaging.pick_format(fmt_query, accept)
-            body = await self.run(direction, data, fmt, parse_resolution(resolution), phases)
+            asked = parse_resolution(resolution)
+            body = await self.run(direction, data, fmt, asked, phases, parse_strength(strength))
         except Exception as error:
             if not isinstance(error, ServiceError):
                 log.exception("translation failed")
@@ -328,6 +346,7 @@ class Translator:
             request.query_params.get("format"),
             request.headers.get("accept"),
             request.query_params.get("resolution"),
+            request.query_params.get("strength"),
         )
 
     @bentoml.api(route="/translate")
@@ -337,12 +356,28 @@ class Translator:
         direction: str,
         format: str = "png",
         resolution: int | None = None,
+        strength: float = 1.0,
         ctx: bentoml.Context = None,  # type: ignore[assignment]
     ) -> Annotated[Path, ContentType("image/*")]:
         """The same translation for bentoml.SyncHTTPClient: image file in, image file out."""
         data = await anyio.to_thread.run_sync(Path(image).read_bytes)
         asked = None if resolution is None else str(resolution)
-        return await self.answer(ctx, direction, data, format, None, asked)  # type: ignore[return-value]
+        return await self.answer(  # type: ignore[return-value]
+            ctx, direction, data, format, None, asked, str(strength)
+        )
+
+
+def parse_strength(value: str | None) -> float:
+    """?strength=: how much of the translation to show, 0 (the original) to 1 (all of it)."""
+    if value is None:
+        return 1.0
+    try:
+        strength = float(value)
+    except ValueError:
+        strength = math.nan
+    if not 0.0 <= strength <= 1.0:  # also refuses nan
+        raise ServiceError(422, f"strength must be a number from 0 to 1, got {value!r}")
+    return strength
 
 
 def parse_resolution(value: str | None) -> int | None:
