@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 setup: $(STAMP)
 
+# axe-core for the web page's accessibility test (from npm, at the lock's version); without
+# npm that one test skips, saying so.
+AXE := tests/serving/axe/node_modules/axe-core/axe.min.js
+$(AXE): tests/serving/axe/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/serving/axe --no-audit --no-fund --silent; \
+	else echo "no npm: the page's accessibility test will skip" >&2; fi
+
 # Re-pin the transitive dependencies after changing a pin in pyproject.toml (needs the package
 # index; other pins stay as they are where they still fit): lock.txt for all extras (torch stays pinned in pyproject.toml only, so that the CPU and
 # CUDA builds of 2.13.0 both fit), serve.txt for the service alone (images, bentofile.yaml).
@@ -31,7 +38,7 @@ lock:
 serve: setup
 	@if [ -d serving ]; then $(PY) -m serving; else echo "no model service yet: serving/ arrives with the serving issue" >&2; exit 1; fi
 
-test: setup
+test: setup $(AXE)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
