@@ -51,13 +51,22 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+@contextlib.contextmanager
+def browsing(browser: Any, server: Server, **options: Any) -> Iterator[Any]:
+    """A page of a fresh browser context on `server` (options: Playwright's new_context)."""
+    context = browser.new_context(base_url=server.url, **options)
+    try:
+        opened = context.new_page()
+        opened.set_default_timeout(TIMEOUT_MS)
+        yield opened
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
-    context = browser.new_context(base_url=server.url)
-    opened = context.new_page()
-    opened.set_default_timeout(TIMEOUT_MS)
-    yield opened
-    context.close()
+    with browsing(browser, server) as opened:
+        yield opened
 
 
 def wait_for(page: Any, expression: str, timeout_s: float = TIMEOUT_MS / 1000) -> None:
@@ -245,12 +254,9 @@ NO_WEB_SHARE = "delete Navigator.prototype.share; delete Navigator.prototype.can
 
 
 def test_share_without_web_share_copies_the_image(browser: Any, server: Server) -> None:
-    context = browser.new_context(base_url=server.url)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
-    context.add_init_script(NO_WEB_SHARE)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with browsing(browser, server) as page:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        page.add_init_script(NO_WEB_SHARE)
         open_page(page)
         choose_image(page)
         wait_for(page, DONE)
@@ -260,15 +266,10 @@ def test_share_without_web_share_copies_the_image(browser: Any, server: Server) 
         assert "n02381460_1000-horse2zebra.png" in page.text_content("#status")
         types = page.evaluate("async () => (await navigator.clipboard.read())[0].types")
         assert types == ["image/png"]
-    finally:
-        context.close()
 
 
 def test_a_phone_screen_has_one_column_and_no_sideways_scroll(browser: Any, server: Server) -> None:
-    context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with browsing(browser, server, viewport={"width": 390, "height": 844}) as page:
         open_page(page)
         choose_image(page)
         wait_for(page, DONE)
@@ -277,17 +278,12 @@ def test_a_phone_screen_has_one_column_and_no_sideways_scroll(browser: Any, serv
         assert all(box is not None and box["x"] + box["width"] <= 390 for box in boxes)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "page-390x844.png"), full_page=True)
-    finally:
-        context.close()
 
 
 def test_the_page_has_no_serious_accessibility_violations(browser: Any, server: Server) -> None:
     if not AXE.is_file():
         pytest.skip(f"needs axe-core at {AXE} (make test installs it with npm)")
-    context = browser.new_context(base_url=server.url, bypass_csp=True)  # to inject axe
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with browsing(browser, server, bypass_csp=True) as page:  # to inject axe
         open_page(page)
         choose_image(page)
         wait_for(page, DONE)
@@ -299,8 +295,6 @@ def test_the_page_has_no_serious_accessibility_violations(browser: Any, server: 
             if v["impact"] in ("serious", "critical")
         ]
         assert serious == []
-    finally:
-        context.close()
 
 
 def test_the_file_picker_is_reachable_by_keyboard(page: Any) -> None:
@@ -365,10 +359,7 @@ def test_object_urls_are_revoked(page: Any) -> None:
 def test_the_fast_preview_comes_first_then_the_full_model(
     browser: Any, two_pairs_server: Server, tmp_path: Path
 ) -> None:
-    context = browser.new_context(base_url=two_pairs_server.url, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with browsing(browser, two_pairs_server, accept_downloads=True) as page:
         open_page(page)
         options = page.eval_on_selector_all("#direction option", "os => os.map(o => o.value)")
         # the students are previews, not choices
@@ -412,19 +403,14 @@ def test_the_fast_preview_comes_first_then_the_full_model(
         )
         wait_for(page, "document.getElementById('status').className === 'error'")
         assert page.text_content("#status").startswith(("400", "415"))
-    finally:
-        context.close()
 
 
 def test_the_chooser_groups_pairs_and_offers_their_examples(
     browser: Any, two_pairs_server: Server
 ) -> None:
-    context = browser.new_context(base_url=two_pairs_server.url, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    try:
+    with browsing(browser, two_pairs_server, accept_downloads=True) as page:
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         open_page(page)
         groups = page.eval_on_selector_all("#direction optgroup", "gs => gs.map(g => g.label)")
         assert groups == ["horse ↔ zebra", "summer ↔ winter"]
@@ -440,5 +426,3 @@ def test_the_chooser_groups_pairs_and_offers_their_examples(
             page.click("#download")
         assert download.value.suggested_filename == "winter-winter2summer.png"
         assert errors == []
-    finally:
-        context.close()
