@@ -1,7 +1,8 @@
 """Locust users that post real images to every direction of the service.
 
 Settings come from environment variables (`python -m loadtest` sets them from its flags):
-  LOADTEST_IMAGES   folders of images, separated by ':' (default: the horse2zebra test folders)
+  LOADTEST_IMAGES   folders of images, separated by ':' (default: the pairs' test folders,
+                    or examples/ where the data sets are absent)
   LOADTEST_MIX      directions and weights, "horse2zebra=3,summer2winter=1" (default: every
                     direction the server offers, alike; see loadtest/mix.py)
   LOADTEST_WAIT     think time between a user's requests, "MIN,MAX" seconds (default 0,0)
@@ -27,10 +28,17 @@ sys.path.insert(0, str(ROOT))  # locust runs this file by its path: make `loadte
 from loadtest.mix import choose_weights, parse_mix  # noqa: E402
 
 MIX = parse_mix(os.environ.get("LOADTEST_MIX", ""))
+# The pairs' test photos where the data sets are beside the checkout, else examples/.
 DEFAULT_IMAGES = [
-    ROOT.parent / "shared/data/horse2zebra/testA",
-    ROOT.parent / "shared/data/horse2zebra/testB",
-]
+    folder
+    for folder in (
+        ROOT.parent / "shared/data/horse2zebra/testA",
+        ROOT.parent / "shared/data/horse2zebra/testB",
+        ROOT.parent / "shared/data/summer2winter_yosemite/testA",
+        ROOT.parent / "shared/data/summer2winter_yosemite/testB",
+    )
+    if folder.is_dir()
+] or [ROOT / "examples"]
 OVERLOADED = "overloaded"
 # Mixed sizes, square and not: each image is also sent resized to these.
 SIZES = [(256, 256), (320, 200), (180, 240), (512, 384)]
