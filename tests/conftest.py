@@ -120,14 +120,22 @@ def tiny_pair(path: Path, domains: tuple[str, str], suffix: str = "") -> Path:
     return path
 
 
+PAIRS = (("horse", "zebra"), ("summer", "winter"))
+
+
+def tiny_pairs(models: Path, students: bool = True) -> Path:
+    """`models` holding a tiny package of each pair, and each one's student unless told not."""
+    for domains in PAIRS:
+        for suffix in ("", "-fast") if students else ("",):
+            tiny_pair(models / f"{domains[0]}2{domains[1]}{suffix}", domains, suffix)
+    return models
+
+
 @pytest.fixture(scope="session")
 def two_pairs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real server on what `make serve` serves, in small: two pairs, each with its student
     (horse2zebra, zebra2horse, summer2winter, winter2summer, and their -fast twins)."""
-    models = tmp_path_factory.mktemp("two-pairs")
-    for domains in (("horse", "zebra"), ("summer", "winter")):
-        for suffix in ("", "-fast"):
-            tiny_pair(models / f"{domains[0]}2{domains[1]}{suffix}", domains, suffix)
+    models = tiny_pairs(tmp_path_factory.mktemp("two-pairs"))
     yield from ready_server(models, tmp_path_factory.mktemp("two-pairs-server"))
 
 

@@ -9,7 +9,7 @@ import pytest
 from compile.__main__ import main as compile_main
 from loadtest.benchmark import main
 from loadtest.server import ROOT
-from tests.conftest import tiny_pair
+from tests.conftest import tiny_pairs
 
 
 def test_the_service_benchmark_is_an_http_client_only() -> None:
@@ -29,10 +29,9 @@ def test_the_service_benchmark_is_an_http_client_only() -> None:
 
 @pytest.mark.slow
 def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
-    model_dir = tmp_path / "models"  # two pairs and their students, as make serve serves
-    for domains in (("horse", "zebra"), ("summer", "winter")):
-        for suffix in ("", "-fast"):
-            tiny_pair(model_dir / f"{domains[0]}2{domains[1]}{suffix}", domains, suffix)
+    model_dir = tiny_pairs(
+        tmp_path / "models"
+    )  # two pairs and their students, as make serve serves
     out, figures = tmp_path / "BENCHMARKS.md", tmp_path / "runtimes.json"
     package = str(model_dir / "horse2zebra")
     argv = ["benchmark", "--package", package, "--quick", "--out", str(out)]

@@ -5,15 +5,12 @@ from pathlib import Path
 import pytest
 
 from loadtest.startup import main, packages_by_pair
-from tests.conftest import tiny_pair
+from tests.conftest import tiny_pairs
 
 
 @pytest.mark.slow
 def test_startup_is_measured_per_pair_and_together(tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    for domains in (("horse", "zebra"), ("summer", "winter")):
-        for suffix in ("", "-fast"):
-            tiny_pair(models / f"{domains[0]}2{domains[1]}{suffix}", domains, suffix)
+    models = tiny_pairs(tmp_path / "models")
     assert packages_by_pair(models) == {
         "horse ↔ zebra": ["horse2zebra", "horse2zebra-fast"],
         "summer ↔ winter": ["summer2winter", "summer2winter-fast"],

@@ -101,10 +101,9 @@ def test_thread_spinning_reaches_every_onnx_runtime_session(
 def test_a_pool_can_serve_some_packages_only(tmp_path: Path) -> None:
     """CYCLEGAN_PACKAGES: a pool per pair, from one image that holds every package."""
     from serving.registry import ModelRegistry
-    from tests.conftest import tiny_pair
+    from tests.conftest import tiny_pairs
 
-    for domains in (("horse", "zebra"), ("summer", "winter")):
-        tiny_pair(tmp_path / f"{domains[0]}2{domains[1]}", domains)
+    tiny_pairs(tmp_path, students=False)
     everything = ModelRegistry.load(ServiceSettings(model_dir=tmp_path), warm_up=False)
     assert len(everything.directions) == 4 and everything.ready
     seasons = ServiceSettings(model_dir=tmp_path, packages="summer2winter")
