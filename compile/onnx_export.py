@@ -18,6 +18,7 @@ import onnx
 import torch
 
 from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
+from cyclegan.imaging import psnr_db
 from cyclegan.onnx_names import INPUT_NAME, OUTPUT_NAME
 from cyclegan.package import FileRef, ModelPackage, OnnxInfo, sha256_file
 
@@ -94,12 +95,6 @@ def max_abs_error(
             expected = net(torch.from_numpy(x)).numpy()
         worst = max(worst, float(np.abs(backend.translate(x) - expected).max()))
     return worst
-
-
-def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    """PSNR of outputs in [-1, 1] (peak-to-peak 2)."""
-    mse = float(np.mean((reference.astype(np.float64) - other) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
 
 
 def export_direction(package: ModelPackage, direction: str, seed: int = 0) -> OnnxInfo:

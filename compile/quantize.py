@@ -47,9 +47,8 @@ from onnxruntime.quantization import (
 )
 from PIL import Image, UnidentifiedImageError
 
-from compile.onnx_export import psnr_db
 from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
-from cyclegan.imaging import image_to_array, served_resolution
+from cyclegan.imaging import image_to_array, psnr_db, served_resolution
 from cyclegan.onnx_names import INPUT_NAME
 from cyclegan.package import Int8Info, ModelPackage, sha256_file
 

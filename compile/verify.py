@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compile.onnx_export import psnr_db
 from compile.timing import rate
 from cyclegan.backends import Backend, BackendUnavailable, cuda_available
 from cyclegan.generator_config import SIZE_MULTIPLE
-from cyclegan.imaging import served_resolution
+from cyclegan.imaging import psnr_db, served_resolution
 from cyclegan.package import ModelPackage
 
 log = logging.getLogger(__name__)
@@ -47,21 +46,13 @@ class Row:
 
 def candidates(package: ModelPackage, direction: str) -> list[tuple[str, Callable[[], Backend]]]:
     """(label, factory) for every backend worth trying; factories may raise BackendUnavailable."""
-    from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
+    from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend, graph_file
     from cyclegan.backends.tensorrt_runtime import TensorRTBackend
     from cyclegan.backends.torch_runtime import TorchBackend
 
-    info = package.direction(direction).onnx
-
     def onnx_file(precision: str, use_cuda: bool) -> Callable[[], Backend]:
         def make() -> Backend:
-            if info is None:
-                raise BackendUnavailable("no ONNX graph in the package (run compile onnx)")
-            ref = {"fp32": info, "fp16": info.fp16, "int8": info.int8}[precision]
-            if ref is None:
-                command = "quantize" if precision == "int8" else "onnx"
-                raise BackendUnavailable(f"no {precision} graph (run python -m compile {command})")
-            return OnnxRuntimeBackend(package.path / ref.file, use_cuda)
+            return OnnxRuntimeBackend(graph_file(package, direction, precision), use_cuda)
 
         return make
 

@@ -3,7 +3,8 @@
 Tensors are (3, H, W) or (N, 3, H, W) float32 in [-1, 1]; images are Pillow images.
 `to_rgb` turns every mode Pillow reads (greyscale, palette, CMYK, 16-bit, with alpha) into
 plain RGB without warnings, so no stage has to special-case a file. `served_resolution` is
-the one rule for the side a package's images are run at (serving, evaluate, compile verify).
+the one rule for the side a package's images are run at (serving, evaluate, compile verify),
+`psnr_db` the one PSNR of whole arrays.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ def served_resolution(native_resolution: int) -> int:
     """The square side a package's images are run at: its native resolution rounded down to a
     multiple of SIZE_MULTIPLE (the generator halves twice), so 286 -> 284 and 256 -> 256."""
     return native_resolution - native_resolution % SIZE_MULTIPLE
+
+
+def psnr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """PSNR in dB of images in [-1, 1] (a peak-to-peak range of 2), over the whole arrays;
+    inf when they are equal."""
+    mse = float(np.mean((reference.astype(np.float64) - other) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(4.0 / mse))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -3,9 +3,13 @@ of its processes (memory, the generator worker) and its metrics."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import re
 import socket
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -30,6 +34,7 @@ __all__ = [
     "TEST_ENV",
     "Server",
     "generator_workers",
+    "load_until",
     "metric",
     "open_connection",
     "start_server",
@@ -41,6 +46,38 @@ __all__ = [
 
 def start_server(model_dir: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
     return _server.start_server(model_dir, workdir, {**TEST_ENV, **(extra_env or {})})
+
+
+def load_until(
+    server: Server,
+    path: str,
+    data: bytes,
+    headers: dict[str, str],
+    seen: Callable[[httpx.Response], bool],
+    clients: int,
+    limit_s: float = 120,
+) -> list[httpx.Response]:
+    """`clients` threads post `data` to `path` back to back until `seen(answer)` holds for an
+    answer, then every answer. Overload happens at different moments on fast and
+    slow machines, so tests wait for it to happen; `limit_s` only stops a run that never
+    gets there (a failure)."""
+    deadline = time.monotonic() + limit_s
+    done = threading.Event()
+
+    def client(_: int) -> list[httpx.Response]:
+        answers = []
+        with httpx.Client(timeout=90) as session:
+            while not done.is_set() and time.monotonic() < deadline:
+                answer = session.post(f"{server.url}{path}", content=data, headers=headers)
+                answers.append(answer)
+                if seen(answer):
+                    done.set()
+        return answers
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        answers = [a for batch in pool.map(client, range(clients)) for a in batch]
+    assert done.is_set(), f"not seen within {limit_s:g} s of load"
+    return answers
 
 
 def processes(server: Server) -> list[psutil.Process]:

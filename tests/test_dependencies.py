@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.builders import ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+)")
 SELF = "cyclegan-service"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import FIXTURES, ROOT, SEASONS
+from tests.builders import FIXTURES, ROOT, SEASONS
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
 EXAMPLES = ("horse.jpg", "zebra.jpg", "summer.jpg", "winter.jpg")

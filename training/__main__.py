@@ -266,7 +266,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from training.distill import DistillConfig, distill
+    from training.distill.student import DistillConfig, distill
 
     fields = (
         "teacher", "data", "arch", "ngf", "n_blocks", "steps", "suffix", "image_size",
@@ -279,14 +279,14 @@ def run_distill(args: argparse.Namespace) -> int:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    from training.interpolate import interpolate
+    from training.distill.interpolate import interpolate
 
     interpolate(args.a, args.b, args.alpha, args.out, args.argv)
     return 0
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from training.plot import plot_run
+    from training.tools.plot import plot_run
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --watch
         plot_run(args.run, watch=args.watch)
@@ -294,7 +294,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_plot_validation(args: argparse.Namespace) -> int:
-    from training.plot import plot_validation
+    from training.tools.plot import plot_validation
 
     runs = {}
     for argument in args.runs:
@@ -317,8 +317,8 @@ def run_package(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from cyclegan.package import load_package
-    from training.classifier import load_or_train_classifier
-    from training.evaluate import evaluate_package
+    from training.quality.classifier import load_or_train_classifier
+    from training.quality.evaluate import evaluate_package
 
     package = load_package(args.package)
     if args.write_package and args.graph != "pytorch":
@@ -329,7 +329,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise DataError(f"{args.data}: needs testA/ and testB/ to evaluate on")
     inception = None
     if args.inception_weights is not None:
-        from training.inception import load_fid_inception
+        from training.quality.inception import load_fid_inception
 
         inception = load_fid_inception(args.inception_weights)
     classifier = load_or_train_classifier(args.data, args.classifier_cache)
@@ -340,7 +340,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     judge_network = None
     if args.judge != "none":
         from training.feature_network import FeatureNetwork
-        from training.imagenet_check import judge_for
+        from training.quality.imagenet_check import judge_for
 
         trained_with = package.manifest.training.get("config", {}).get("feature_network")
         name = judge_for(trained_with or "lite0") if args.judge == "auto" else args.judge
@@ -373,7 +373,7 @@ def run_example(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from training.compare import CompareError, markdown_table, read_reports
+    from training.quality.compare import CompareError, markdown_table, read_reports
 
     try:
         table = "\n".join(markdown_table(read_reports(args.reports))) + "\n"

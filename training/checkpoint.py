@@ -16,17 +16,18 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from training import run_folder
 from training.config import TrainConfig
 from training.networks import TrainState
-from training.runtime import Runtime
+from training.placement import Placement
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_NAME = "last.pt"  # in RUN/checkpoints/
 
 
 def checkpoint_path(run: Path) -> Path:
-    return run / "checkpoints" / CHECKPOINT_NAME
+    return run / run_folder.CHECKPOINTS / CHECKPOINT_NAME
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -52,12 +53,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def checkpoint_state(state: TrainState, config: TrainConfig, runtime: Runtime) -> dict[str, Any]:
+def checkpoint_state(
+    state: TrainState, config: TrainConfig, placement: Placement
+) -> dict[str, Any]:
     """The whole training state; under DDP the image pools of every rank are gathered."""
     pools = {"a": state.pool_a.state_dict(), "b": state.pool_b.state_dict()}
     all_pools: list[Any] = [pools]
-    if runtime.world > 1:
-        all_pools = [None] * runtime.world
+    if placement.world > 1:
+        all_pools = [None] * placement.world
         dist.all_gather_object(all_pools, pools)
     generators = state.generators
     average = {}
@@ -82,12 +85,12 @@ def checkpoint_state(state: TrainState, config: TrainConfig, runtime: Runtime) -
         "scaler_g": state.scaler_g.state_dict(),
         "scaler_d": state.scaler_d.state_dict(),
         "pools": all_pools,
-        "world_size": runtime.world,
+        "world_size": placement.world,
         "rng_torch": torch.get_rng_state(),
     }
 
 
-def restore_state(state: TrainState, saved: dict[str, Any], runtime: Runtime) -> None:
+def restore_state(state: TrainState, saved: dict[str, Any], placement: Placement) -> None:
     state.generators.generator_ab.load_state_dict(saved["generator_ab"])
     state.generators.generator_ba.load_state_dict(saved["generator_ba"])
     for name, part in state.discriminators.trained_parts().items():
@@ -101,10 +104,10 @@ def restore_state(state: TrainState, saved: dict[str, Any], runtime: Runtime) ->
     state.scaler_g.load_state_dict(saved["scaler_g"])
     state.scaler_d.load_state_dict(saved["scaler_d"])
     pools = saved["pools"]
-    if runtime.rank < len(pools):
-        state.pool_a.load_state_dict(pools[runtime.rank]["a"], runtime.device)
-        state.pool_b.load_state_dict(pools[runtime.rank]["b"], runtime.device)
+    if placement.rank < len(pools):
+        state.pool_a.load_state_dict(pools[placement.rank]["a"], placement.device)
+        state.pool_b.load_state_dict(pools[placement.rank]["b"], placement.device)
     else:
-        log.warning("the checkpoint has no image pool for rank %d; it starts empty", runtime.rank)
+        log.warning("the checkpoint has no image pool for rank %d; it starts empty", placement.rank)
     torch.set_rng_state(saved["rng_torch"])
     state.step = int(saved["step"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.nn import functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from cyclegan.imaging import image_to_tensor
@@ -64,18 +64,25 @@ def load_image(path: Path) -> Image.Image:
         return image
 
 
+def resize_shorter_side(tensor: torch.Tensor, shorter: int, at_least: int) -> torch.Tensor:
+    """(3, H, W) in [-1, 1] with its shorter side at `shorter` (bicubic, antialiased), and
+    neither side under `at_least` (the crop that follows)."""
+    height, width = tensor.shape[1:]
+    scale = shorter / min(height, width)
+    size = (max(at_least, round(height * scale)), max(at_least, round(width * scale)))
+    if size == (height, width):
+        return tensor
+    return F.interpolate(
+        tensor[None], size=size, mode="bicubic", align_corners=False, antialias=True
+    )[0].clamp_(-1, 1)
+
+
 def augment(
     image: Image.Image, load_size: int, crop: int, flip: bool, generator: torch.Generator
 ) -> torch.Tensor:
     """Resize the shorter side to load_size, random crop (crop x crop), random h-flip."""
-    tensor = image_to_tensor(image)  # (3, H, W) in [-1, 1]
-    height, width = tensor.shape[1:]
-    scale = load_size / min(height, width)
-    size = (max(crop, round(height * scale)), max(crop, round(width * scale)))
-    if size != (height, width):
-        tensor = F.interpolate(
-            tensor[None], size=size, mode="bicubic", align_corners=False, antialias=True
-        )[0].clamp_(-1, 1)
+    tensor = resize_shorter_side(image_to_tensor(image), load_size, crop)
+    size = tensor.shape[1:]
     top = int(torch.randint(0, size[0] - crop + 1, (1,), generator=generator))
     left = int(torch.randint(0, size[1] - crop + 1, (1,), generator=generator))
     tensor = tensor[:, top : top + crop, left : left + crop]
@@ -89,6 +96,27 @@ def _generator(seed: int, *keys: int) -> torch.Generator:
     for key in keys:  # a cheap, deterministic mix of the keys into one seed
         mixed = (mixed * 1_000_003 + key) % (2**63)
     return torch.Generator().manual_seed(mixed)
+
+
+def unpaired_loader(
+    dataset: UnpairedDataset,
+    batch_size: int = 1,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    start_step: int = 0,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader[dict[str, torch.Tensor]]:
+    """The endless, resumable stream of batches over `dataset` (rank `rank` of `world`)."""
+    sampler = ResumableSampler(dataset.epoch_length, batch_size, rank, world, start_step)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        pin_memory=pin_memory, persistent_workers=workers > 0,
+        # its own generator: drawing worker seeds from the global one would shift the stream
+        # that DiffAugment draws from, and a resumed run would not be exact
+        generator=torch.Generator().manual_seed(dataset.seed),
+    )  # fmt: skip
 
 
 class UnpairedDataset(Dataset[dict[str, torch.Tensor]]):
@@ -113,6 +141,16 @@ class UnpairedDataset(Dataset[dict[str, torch.Tensor]]):
         self.flip = flip
         self.seed = seed
 
+    @classmethod
+    def from_data(
+        cls, data: Path, load_size: int, image_size: int, flip: bool, seed: int
+    ) -> UnpairedDataset:
+        """All readable images of DATA/trainA and DATA/trainB."""
+        return cls(
+            scan_folder(data / "trainA"), scan_folder(data / "trainB"),
+            load_size, image_size, flip, seed,
+        )  # fmt: skip
+
     @property
     def epoch_length(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -135,6 +173,11 @@ class UnpairedDataset(Dataset[dict[str, torch.Tensor]]):
         }
 
 
+def steps_in_epoch(epoch_length: int, batch_size: int, world: int) -> int:
+    """Each epoch is cut to a whole number of global batches (at least one)."""
+    return max(1, epoch_length // (batch_size * world))
+
+
 class ResumableSampler(Sampler[tuple[int, int]]):
     """Yields (epoch, index) from `start_item` on, this rank's share of every epoch.
 
@@ -145,7 +188,7 @@ class ResumableSampler(Sampler[tuple[int, int]]):
     def __init__(
         self, epoch_length: int, batch_size: int, rank: int, world: int, start_step: int
     ) -> None:
-        self.steps_per_epoch = max(1, epoch_length // (batch_size * world))
+        self.steps_per_epoch = steps_in_epoch(epoch_length, batch_size, world)
         self.batch_size = batch_size
         self.rank = rank
         self.world = world

@@ -15,7 +15,7 @@ import torch
 
 from cyclegan.imaging import served_resolution, tensor_to_image
 from cyclegan.package import Example, FileRef, ModelPackage, PackageError, sha256_file
-from training.evaluate import load_images
+from training.quality.evaluate import load_images
 
 log = logging.getLogger(__name__)
 

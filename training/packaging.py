@@ -2,6 +2,8 @@
 
 The package records how it was made: the commands, the config (folders by name, never one
 machine's paths), steps, losses, what it grew from; and it keeps the run's training log.
+`write_made_package` is the one writer of that record, for the trainer, the distiller and
+`training interpolate` alike.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ from typing import Any
 
 from cyclegan.generator import build_generator
 from cyclegan.package import ModelPackage, write_package
+from training import run_folder
 from training.config import TrainConfig
-from training.plot import LOG_NAME
-
-COMMANDS_NAME = "commands.jsonl"
 
 
 def read_commands(run: Path) -> list[list[str]]:
-    path = run / COMMANDS_NAME
+    path = run / run_folder.COMMANDS
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -55,6 +55,31 @@ def packaged_weights(saved: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return last, {"kind": "last", "step": int(saved["step"])}
 
 
+def write_made_package(
+    out: Path,
+    *,
+    name: str,
+    version_tag: str,
+    training: dict[str, Any],
+    run: Path | None = None,
+    **package: Any,
+) -> ModelPackage:
+    """Write a package with how it was made: one timestamp for its version (`2026.12.02+TAG`)
+    and its `packaged_at`, and the run's loss log beside model.json when the run kept one.
+    `package` holds write_package's other arguments (domains, generators, ...)."""
+    now = datetime.datetime.now(datetime.UTC)
+    record = {**training, "packaged_at": now.isoformat(timespec="seconds")}
+    loss_log = run / run_folder.LOSS_LOG if run else None
+    return write_package(
+        out,
+        name=name,
+        version=f"{now:%Y.%m.%d}+{version_tag}",
+        training=record,
+        files={run_folder.LOSS_LOG: loss_log} if loss_log and loss_log.is_file() else None,
+        **package,
+    )
+
+
 def package_checkpoint(
     saved: dict[str, Any], out: Path, run: Path | None = None, fp16_weights: bool = False
 ) -> ModelPackage:
@@ -80,17 +105,15 @@ def package_checkpoint(
         "last_losses": saved.get("last_losses"),
         "init_from": saved.get("init_from"),
         "weights": weights_record,
-        "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    version = f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+step{step}"
-    return write_package(
+    return write_made_package(
         out,
         name=config.package_name,
-        version=version,
+        version_tag=f"step{step}",
+        training=training,
+        run=run,
         domains=config.domains,
         generators=generators,
         native_resolution=config.load_size,
-        training=training,
-        files={LOG_NAME: run / LOG_NAME} if run and (run / LOG_NAME).is_file() else None,
         fp16_weights=fp16_weights,
     )

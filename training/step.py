@@ -1,6 +1,6 @@
 """One CycleGAN training step, as the paper writes it: the generators, then the discriminators.
 
-`train_step(batch, state, config, runtime)` changes `state` and returns the step's losses.
+`train_step(batch, state, config, placement)` changes `state` and returns the step's losses.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from training.losses import (
     identity_loss,
 )
 from training.networks import TrainState
-from training.runtime import Runtime
+from training.placement import Placement
 
 LOSS_NAMES = (
     "loss_G", "loss_G_GAN", "loss_G_cycle", "loss_G_identity", "loss_G_content", "loss_D"
@@ -36,23 +36,23 @@ def set_requires_grad(parameters: list[nn.Parameter], flag: bool) -> None:
 
 
 def train_step(
-    batch: dict[str, Tensor], state: TrainState, config: TrainConfig, runtime: Runtime
+    batch: dict[str, Tensor], state: TrainState, config: TrainConfig, placement: Placement
 ) -> dict[str, float]:
     """One generator update then one discriminator update; returns the losses.
 
     For the first `config.d_warmup_steps` steps only the discriminators learn (see the flag)."""
-    real_a = batch["a"].to(runtime.device, non_blocking=True)
-    real_b = batch["b"].to(runtime.device, non_blocking=True)
+    real_a = batch["a"].to(placement.device, non_blocking=True)
+    real_b = batch["b"].to(placement.device, non_blocking=True)
     discriminators = state.discriminators
 
     if state.step < config.d_warmup_steps:
         # Warm-up: the generators hold still while fresh discriminators learn their fakes.
-        with torch.no_grad(), runtime.autocast():
+        with torch.no_grad(), placement.autocast():
             out = state.generators_train(real_a, real_b, False)
         nan = float("nan")  # logged as "not trained"
         g_losses = {name: nan for name in LOSS_NAMES if name.startswith("loss_G")}
     else:
-        out, g_losses = generator_update(real_a, real_b, state, config, runtime)
+        out, g_losses = generator_update(real_a, real_b, state, config, placement)
         if state.average is not None:
             state.average.update(state.generators)
 
@@ -61,7 +61,7 @@ def train_step(
     state.optimizer_d.zero_grad(set_to_none=True)
     fake_a = state.pool_a.query(out["fake_a"].float())
     fake_b = state.pool_b.query(out["fake_b"].float())
-    with runtime.autocast():
+    with placement.autocast():
         scores = state.discriminators_train(real_a, fake_a, real_b, fake_b)
         loss_d = sum(
             discriminator_loss(gan_loss_of(key, config), real, fake)
@@ -77,7 +77,7 @@ def train_step(
 
 
 def generator_update(
-    real_a: Tensor, real_b: Tensor, state: TrainState, config: TrainConfig, runtime: Runtime
+    real_a: Tensor, real_b: Tensor, state: TrainState, config: TrainConfig, placement: Placement
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """The generators' step: fool the discriminators, reconstruct the cycle, keep identity
     (pixels) and content (pretrained features)."""
@@ -87,8 +87,8 @@ def generator_update(
     weight = {"patch": 1.0, "projected": config.lambda_gan}
     set_requires_grad(discriminators.trainable_parameters(), False)
     state.optimizer_g.zero_grad(set_to_none=True)
-    zero = torch.zeros((), device=runtime.device)
-    with runtime.autocast():
+    zero = torch.zeros((), device=placement.device)
+    with placement.autocast():
         out = state.generators_train(real_a, real_b, use_identity)
         loss_gan = zero
         for domain, fake in (("b", out["fake_b"]), ("a", out["fake_a"])):

@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any
 
-from training.runtime import Runtime
+from training.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ class StopRequest:
         log.warning("%s received: saving a checkpoint after this step", signal.Signals(signum).name)
         self.signal = signum
 
-    def agreed(self, runtime: Runtime) -> bool:
+    def agreed(self, placement: Placement) -> bool:
         """All ranks stop at the same step if any of them was signalled."""
-        return runtime.any_rank(self.signal is not None)
+        return placement.any_rank(self.signal is not None)
 
 
 class TimeBudget:
@@ -50,7 +50,7 @@ class TimeBudget:
     def elapsed_minutes(self) -> float:
         return (time.monotonic() - self.started) / 60
 
-    def spent(self, runtime: Runtime) -> bool:
+    def spent(self, placement: Placement) -> bool:
         if self.deadline is None:
             return False
-        return runtime.any_rank(time.monotonic() > self.deadline)
+        return placement.any_rank(time.monotonic() > self.deadline)

@@ -4,7 +4,7 @@
 log), samples/ (grids), checkpoints/last.pt and, at the end, package/ (a model package).
 Launched by `torchrun` it runs data-parallel (DDP): each process takes its share of every
 batch and gradients are averaged. The parts live beside it: networks.py (the four networks
-and the state), step.py (one step), schedule.py (lr), checkpoint.py, runtime.py (device and
+and the state), step.py (one step), schedule.py (lr), checkpoint.py, placement.py (device and
 DDP), stopping.py (signals, time budget), samples.py, packaging.py.
 """
 
@@ -13,18 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cyclegan.package import write_json_atomic
+from training import run_folder
 from training.adversary import restore_adversary, save_adversary
 from training.checkpoint import (
     checkpoint_path,
@@ -34,12 +33,13 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.config import TrainConfig
-from training.data import ImageFolder, ResumableSampler, UnpairedDataset, scan_folder
+from training.data import ImageFolder, UnpairedDataset, scan_folder, steps_in_epoch, unpaired_loader
+from training.init_from import init_generators_from
+from training.loss_log import LossLog
 from training.networks import TrainState, WeightAverage, build_state
-from training.packaging import COMMANDS_NAME, package_checkpoint
-from training.plot import LOG_NAME
-from training.runtime import (
-    Runtime,
+from training.packaging import package_checkpoint
+from training.placement import (
+    Placement,
     check_replicas_in_sync,
     pick_autocast,
     pick_device,
@@ -47,49 +47,11 @@ from training.runtime import (
 )
 from training.samples import sample_images, save_samples
 from training.schedule import lr_scheduler
-from training.step import LOSS_NAMES, train_step
+from training.step import train_step
 from training.stopping import StopRequest, TimeBudget
 from training.validation import SELECTION, Validator, split_validation
-from training.warm_start import init_generators_from
-
-VALIDATION_LOG = "validation.jsonl"
 
 log = logging.getLogger(__name__)
-
-
-class LossLog:
-    """Averages the losses between log lines and appends them to RUN/metrics.jsonl."""
-
-    def __init__(self, path: Path, images_per_step: int) -> None:
-        self.path = path
-        self.images_per_step = images_per_step
-        self.last: dict[str, float] = {}
-        self._reset()
-
-    def _reset(self) -> None:
-        self.sums = dict.fromkeys(LOSS_NAMES, 0.0)
-        self.count = 0
-        self.started = time.perf_counter()
-
-    def add(self, losses: dict[str, float]) -> None:
-        for name in LOSS_NAMES:
-            self.sums[name] += losses[name]
-        self.count += 1
-
-    def flush(self, step: int, epoch: float, lr: float, write: bool) -> None:
-        self.last = {name: total / self.count for name, total in self.sums.items()}
-        if write:
-            elapsed = time.perf_counter() - self.started
-            record = {
-                "step": step,
-                "epoch": round(epoch, 4),
-                "lr": lr,
-                **{k: round(v, 6) for k, v in self.last.items()},
-                "images_per_second": round(self.count * self.images_per_step / elapsed, 3),
-            }
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-        self._reset()
 
 
 def train(
@@ -102,45 +64,45 @@ def train(
     rank, world, local_rank = setup_distributed()
     try:
         device = pick_device(config.device, local_rank)
-        runtime = Runtime(device, pick_autocast(config.precision, device), rank, world)
-        return _train(config, run, resume, command or [], runtime)
+        placement = Placement(device, pick_autocast(config.precision, device), rank, world)
+        return _train(config, run, resume, command or [], placement)
     finally:
         if world > 1:
             dist.destroy_process_group()
 
 
 def start_state(
-    config: TrainConfig, runtime: Runtime, saved: dict[str, Any] | None
+    config: TrainConfig, placement: Placement, saved: dict[str, Any] | None
 ) -> tuple[TrainState, dict[str, Any] | None]:
     """Fresh, resumed from a checkpoint, or grown from a package (--init-from); DDP-wrapped.
 
     Returns the state and what the generators grew from (for model.json).
     """
-    fp16 = runtime.autocast_dtype == torch.float16
-    state = build_state(config, runtime.device, fp16, runtime.rank)
-    grown_from = None
+    fp16 = placement.autocast_dtype == torch.float16
+    state = build_state(config, placement.device, fp16, placement.rank)
+    init_record = None
     if saved is not None:
-        restore_state(state, saved, runtime)
-        grown_from = saved.get("init_from")
+        restore_state(state, saved, placement)
+        init_record = saved.get("init_from")
         log.info("resumed at step %d", state.step)
     elif config.init_from is not None:
         generators = state.generators
-        grown_from = init_generators_from(
+        init_record = init_generators_from(
             config.init_from, generators.generator_ab, generators.generator_ba,
             config.generator_config(), config.domains,
         )  # fmt: skip
-        grown_from["adversary"] = restore_adversary(config.init_from, state.discriminators, config)
+        init_record["adversary"] = restore_adversary(config.init_from, state.discriminators, config)
         if state.average is not None:  # the average starts from the grown weights
             state.average = WeightAverage(generators, config.ema)
-    if runtime.world > 1:
-        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+    if placement.world > 1:
+        ids = [placement.device.index] if placement.device.type == "cuda" else None
         state.generators_train = DistributedDataParallel(state.generators, device_ids=ids)
         state.discriminators_train = DistributedDataParallel(state.discriminators, device_ids=ids)
-    return state, grown_from
+    return state, init_record
 
 
 def _train(
-    config: TrainConfig, run: Path, resume: bool, command: list[str], runtime: Runtime
+    config: TrainConfig, run: Path, resume: bool, command: list[str], placement: Placement
 ) -> int:
     ckpt = checkpoint_path(run)
     if not resume and ckpt.exists():
@@ -157,45 +119,40 @@ def _train(
         ImageFolder(folder_b.path, train_b, folder_b.skipped),
         config.load_size, config.image_size, config.flip, config.seed,
     )  # fmt: skip
-    state, grown_from = start_state(config, runtime, saved)
+    state, init_record = start_state(config, placement, saved)
     selected = saved.get("selected") if saved else None
     minutes_before = float(saved.get("minutes_trained", 0.0)) if saved else 0.0
-    sampler = ResumableSampler(
-        dataset.epoch_length, config.batch_size, runtime.rank, runtime.world, state.step
-    )
-    steps_per_epoch = sampler.steps_per_epoch
+    steps_per_epoch = steps_in_epoch(dataset.epoch_length, config.batch_size, placement.world)
     total = (config.epochs + config.epochs_decay) * steps_per_epoch
     if config.max_steps is not None:
         total = min(total, config.max_steps) if total else config.max_steps
-    loader = DataLoader(
-        dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-        pin_memory=runtime.device.type == "cuda", persistent_workers=config.workers > 0,
-        # its own generator: drawing worker seeds from the global one would shift the stream
-        # that DiffAugment draws from, and a resumed run would not be exact
-        generator=torch.Generator().manual_seed(config.seed),
+    loader = unpaired_loader(
+        dataset, config.batch_size, rank=placement.rank, world=placement.world,
+        start_step=state.step, workers=config.workers,
+        pin_memory=placement.device.type == "cuda",
     )  # fmt: skip
     schedulers = [
         lr_scheduler(optimizer, config, steps_per_epoch, state.step)
         for optimizer in (state.optimizer_g, state.optimizer_d)
     ]
-    if runtime.is_main:
+    if placement.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run / "config.json", config.model_dump(mode="json"))
-        with open(run / COMMANDS_NAME, "a") as handle:
+        write_json_atomic(run / run_folder.CONFIG, config.model_dump(mode="json"))
+        with open(run / run_folder.COMMANDS, "a") as handle:
             handle.write(json.dumps(["python -m training", *command]) + "\n")
         log.info(
             "training %s on %s (%d process%s, %s), %d steps per epoch, steps %d..%d",
-            config.package_name, runtime.device, runtime.world,
-            "es" if runtime.world > 1 else "",
-            str(runtime.autocast_dtype or "fp32").removeprefix("torch."),
+            config.package_name, placement.device, placement.world,
+            "es" if placement.world > 1 else "",
+            str(placement.autocast_dtype or "fp32").removeprefix("torch."),
             steps_per_epoch, state.step, total,
         )  # fmt: skip
-    samples = sample_images(config, (held_a, held_b)) if runtime.is_main else None
-    losses_log = LossLog(run / LOG_NAME, config.batch_size * runtime.world)
+    samples = sample_images(config, (held_a, held_b)) if placement.is_main else None
+    losses_log = LossLog(run / run_folder.LOSS_LOG, config.batch_size * placement.world)
     validator = None
-    if config.val_every and runtime.is_main:
+    if config.val_every and placement.is_main:
         log.info("validation: %d + %d held-out images", len(held_a), len(held_b))
-        validator = Validator(config, held_a, held_b, runtime)
+        validator = Validator(config, held_a, held_b, placement)
     budget = TimeBudget(config.max_minutes)
 
     def validate() -> None:
@@ -208,7 +165,7 @@ def _train(
             scores |= {f"raw_{key}": value for key, value in raw.items()}
         minutes = minutes_before + budget.elapsed_minutes()
         record = {"step": state.step, "minutes": round(minutes, 2), **scores}
-        with open(run / VALIDATION_LOG, "a") as handle:
+        with open(run / run_folder.VALIDATION_LOG, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         best = selected is None or scores[SELECTION] < selected["scores"][SELECTION]
         log.info("validation at step %d: %s %.2f%s", state.step, SELECTION, scores[SELECTION],
@@ -222,12 +179,12 @@ def _train(
             }  # fmt: skip
 
     def save() -> None:
-        check_replicas_in_sync((state.generators, state.discriminators), runtime, state.step)
-        snapshot = checkpoint_state(state, config, runtime)
-        if runtime.is_main:
+        check_replicas_in_sync((state.generators, state.discriminators), placement, state.step)
+        snapshot = checkpoint_state(state, config, placement)
+        if placement.is_main:
             snapshot.update(
                 steps_per_epoch=steps_per_epoch, epoch_length=dataset.epoch_length,
-                last_losses=losses_log.last, init_from=grown_from,
+                last_losses=losses_log.last, init_from=init_record,
                 minutes_trained=minutes_before + budget.elapsed_minutes(),
             )  # fmt: skip
             if selected is not None:
@@ -238,19 +195,19 @@ def _train(
     batches = iter(loader)
     progress = tqdm(
         total=total, initial=state.step, desc="training", unit="step",
-        disable=not runtime.is_main, dynamic_ncols=True,
+        disable=not placement.is_main, dynamic_ncols=True,
     )  # fmt: skip
     with StopRequest() as stop, progress, logging_redirect_tqdm():
         while state.step < total:
             lr = schedulers[0].get_last_lr()[0]
-            losses = train_step(next(batches), state, config, runtime)
+            losses = train_step(next(batches), state, config, placement)
             for scheduler in schedulers:
                 scheduler.step()
             progress.update(1)
             losses_log.add(losses)
             step = state.step
             if step % config.log_every == 0 or step == total:
-                losses_log.flush(step, step / steps_per_epoch, lr, write=runtime.is_main)
+                losses_log.flush(step, lr, write=placement.is_main, epoch=step / steps_per_epoch)
                 progress.set_postfix(
                     G=f"{losses_log.last['loss_G']:.3f}", D=f"{losses_log.last['loss_D']:.3f}"
                 )
@@ -260,14 +217,14 @@ def _train(
                 save_samples(
                     state.served_generators,
                     samples,
-                    run / "samples" / f"step_{step:07d}.png",
-                    runtime.device,
+                    run / run_folder.SAMPLES / f"step_{step:07d}.png",
+                    placement.device,
                 )
-            if stop.agreed(runtime):
+            if stop.agreed(placement):
                 save()
                 log.warning("stopped at step %d; continue with --resume", step)
                 return 128 + int(stop.signal or signal.SIGTERM)
-            if budget.spent(runtime):
+            if budget.spent(placement):
                 log.info("--max-minutes %s reached at step %d", budget.minutes, step)
                 break
             if step % config.checkpoint_every == 0 and step < total:
@@ -275,8 +232,8 @@ def _train(
     if validator is not None and state.step % config.val_every:
         validate()  # the last weights get their chance too
     save()
-    if runtime.is_main:
-        package = package_checkpoint(load_checkpoint(ckpt), run / "package", run)
+    if placement.is_main:
+        package = package_checkpoint(load_checkpoint(ckpt), run / run_folder.PACKAGE, run)
         adversary = save_adversary(package.path, state.discriminators, config)
         log.info(
             "model package written: %s (%s); its discriminators beside it: %s",

@@ -19,11 +19,11 @@ from torch import Tensor
 
 from training.config import TrainConfig
 from training.data import DataError
-from training.evaluate import load_images
 from training.feature_network import FeatureNetwork
-from training.imagenet_check import judge_for, judge_outputs, pretrained_metrics
 from training.networks import CycleGenerators
-from training.runtime import Runtime
+from training.placement import Placement
+from training.quality.evaluate import load_images
+from training.quality.imagenet_check import judge_for, judge_outputs, pretrained_metrics
 
 SELECTION = "selection_fd"  # the key of the score the package is chosen by
 
@@ -59,18 +59,18 @@ class Validator:
     """Scores generators on the held-out images of both domains."""
 
     def __init__(
-        self, config: TrainConfig, held_a: list[Path], held_b: list[Path], runtime: Runtime
+        self, config: TrainConfig, held_a: list[Path], held_b: list[Path], placement: Placement
     ) -> None:
         self.domains = config.domains
-        self.runtime = runtime
-        self.judge = FeatureNetwork(judge_for(config.feature_network)).to(runtime.device)
+        self.placement = placement
+        self.judge = FeatureNetwork(judge_for(config.feature_network)).to(placement.device)
         resolution = config.load_size
         self.real = {"a": load_images(held_a, resolution), "b": load_images(held_b, resolution)}
         self.judged_real = {side: self._judge(images) for side, images in self.real.items()}
 
     def _judge(self, images: Tensor) -> dict[str, Tensor]:
-        with self.runtime.autocast():
-            return judge_outputs(self.judge, images.to(self.runtime.device))
+        with self.placement.autocast():
+            return judge_outputs(self.judge, images.to(self.placement.device))
 
     @torch.no_grad()
     def score(self, generators: CycleGenerators) -> dict[str, float]:
@@ -83,8 +83,8 @@ class Validator:
         for source, target, side_in, side_out, generator in directions:
             was_training = generator.training
             generator.eval()
-            with self.runtime.autocast():
-                batches = self.real[side_in].to(self.runtime.device).split(8)
+            with self.placement.autocast():
+                batches = self.real[side_in].to(self.placement.device).split(8)
                 translated = torch.cat([generator(x).float() for x in batches])
             generator.train(was_training)
             metrics = pretrained_metrics(

@@ -84,21 +84,29 @@ class OnnxRuntimeBackend:
                 direction, "int8 asked for; " if requested == "int8" else "", precision,
                 package.path,
             )  # fmt: skip
-        graphs = {"fp32": info, "fp16": info.fp16, "int8": info.int8}
-        graph = graphs[precision]
-        if graph is None:
-            command = "quantize" if precision == "int8" else "onnx"
-            raise BackendUnavailable(
-                f"{package.path}: {direction} has no {precision} ONNX graph; run python -m "
-                f"compile {command} --package {package.path}"
-            )
+        path = graph_file(package, direction, precision)
         if precision == "int8" and use_cuda:
             raise BackendUnavailable("the INT8 graph is for the CPU; on a GPU use fp16")
-        return cls(package.path / graph.file, use_cuda, threads, spin)
+        return cls(path, use_cuda, threads, spin)
 
     def translate(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+
+def graph_file(package: ModelPackage, direction: str, precision: str) -> Path:
+    """The file of a direction's ONNX graph at `precision` ("fp32", "fp16", "int8");
+    BackendUnavailable, naming the compile command that makes it, when the package lacks it."""
+    info = package.direction(direction).onnx
+    graphs = {} if info is None else {"fp32": info, "fp16": info.fp16, "int8": info.int8}
+    graph = graphs.get(precision)
+    if graph is None:
+        command = "quantize" if precision == "int8" and info is not None else "onnx"
+        raise BackendUnavailable(
+            f"{package.path}: {direction} has no {precision} ONNX graph; run python -m "
+            f"compile {command} --package {package.path}"
+        )
+    return package.path / graph.file
 
 
 def fast_precision(info: OnnxInfo, use_cuda: bool) -> PrecisionName:

@@ -6,7 +6,7 @@ from pathlib import Path
 from compile.__main__ import main
 from compile.benchmark import HEADING
 from cyclegan.benchmarks_file import write_section
-from tests.compile.test_onnx_export import SMALL, make_package
+from tests.builders import SMALL, make_package
 
 
 def test_quick_benchmark_writes_its_section_and_figures(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import compile.gpu_benchmark as gpu_benchmark
 from compile.__main__ import main as compile_main
 from cyclegan.backends import BackendUnavailable, create_backend
 from cyclegan.package import load_package
-from tests.compile.test_onnx_export import SMALL, make_package
+from tests.builders import SMALL, make_package
 
 
 def test_rows_come_from_backends_and_unavailable_ones_are_skipped(

@@ -10,26 +10,13 @@ import torch
 
 import compile.onnx_export as onnx_export
 from compile.__main__ import main
+from cyclegan.backends import tensorrt_available
 from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
-from cyclegan.generator import GeneratorConfig, build_generator, init_weights
-from cyclegan.package import PackageError, load_package, write_package
+from cyclegan.generator import GeneratorConfig, build_generator
+from cyclegan.package import PackageError, load_package
+from tests.builders import SMALL, make_package
 
-SMALL = GeneratorConfig(ngf=8, n_blocks=2)
 RESNET9 = GeneratorConfig(ngf=64, n_blocks=9)
-
-
-def make_package(path: Path, config: GeneratorConfig, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    nets = {}
-    for key in ("ab", "ba"):
-        net = build_generator(config)
-        init_weights(net)
-        nets[key] = (net, config)
-    write_package(
-        path, name="h2z", version="1", domains=("horse", "zebra"), generators=nets,
-        native_resolution=64,
-    )  # fmt: skip
-    return path
 
 
 @pytest.fixture
@@ -143,7 +130,10 @@ def test_verify_passes_on_a_good_package(small_package: Path, capsys) -> None:  
     table = capsys.readouterr().out
     assert table.count("| ok (reference) |") == 2
     assert "img/s b2" in table and "FAIL" not in table
-    assert "skipped: TensorRT is not installed" in table or torch.cuda.is_available()
+    # a TensorRT row on every host: skipped, saying why, where TensorRT or a plan is missing
+    assert table.count("| tensorrt |") == 2
+    if not tensorrt_available():
+        assert table.count("skipped: TensorRT is not installed") == 2
 
 
 def test_missing_package_is_a_clear_error(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]

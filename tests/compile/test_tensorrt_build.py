@@ -15,7 +15,8 @@ from compile.__main__ import main
 from compile.tensorrt_build import build_settings, profile_shapes
 from cyclegan.backends import BackendUnavailable, tensorrt_available
 from cyclegan.engines import EngineMeta, EngineMismatch, check_compatible, gpu_slug, plan_paths
-from tests.compile.test_onnx_export import SMALL, make_package
+from cyclegan.imaging import psnr_db
+from tests.builders import SMALL, make_package
 
 
 def test_tensorrt_10_uses_the_fp16_flag_and_11_an_fp16_graph() -> None:
@@ -137,8 +138,7 @@ def test_real_tensorrt_build_matches_pytorch(tmp_path: Path) -> None:
     x = np.random.default_rng(0).uniform(-1, 1, (3, 3, 64, 96)).astype(np.float32)
     with torch.no_grad():
         expected = package.load_generator("horse2zebra")(torch.from_numpy(x)).numpy()
-    mse = float(np.mean((backend.translate(x) - expected) ** 2))
-    assert 10 * np.log10(4 / mse) >= 35
+    assert psnr_db(expected, backend.translate(x)) >= 35
     with pytest.raises(ValueError, match="outside the engine's profile"):
         backend.translate(np.zeros((1, 3, 256, 256), np.float32))  # larger than --max-size
 

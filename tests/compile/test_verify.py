@@ -10,7 +10,7 @@ from compile.verify import verify_package
 from cyclegan.generator import build_generator, init_weights
 from cyclegan.imaging import served_resolution
 from cyclegan.package import load_package, write_package
-from tests.compile.test_onnx_export import SMALL
+from tests.builders import SMALL
 
 
 def test_served_resolution_rounds_down_to_a_multiple_of_4() -> None:
@@ -34,7 +34,7 @@ def test_verify_runs_at_the_served_resolution_not_the_native_one(tmp_path: Path)
 
 
 def test_verify_refuses_a_resolution_the_generator_cannot_take(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
-    from tests.compile.test_onnx_export import make_package
+    from tests.builders import make_package
 
     package = make_package(tmp_path / "pkg", SMALL)
     assert main(["verify", "--package", str(package), "--resolution", "30"]) == 2

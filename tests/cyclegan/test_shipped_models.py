@@ -13,9 +13,9 @@ import pytest
 from compile.quantize import weight_bits
 from cyclegan.backends import create_backend
 from cyclegan.generator import count_macs
-from cyclegan.imaging import image_to_tensor
+from cyclegan.imaging import image_to_tensor, psnr_db
 from cyclegan.package import ModelPackage, load_package
-from tests.conftest import FIXTURES, ROOT, SEASONS
+from tests.builders import FIXTURES, ROOT, SEASONS
 from training.data import load_image
 
 MODELS = ROOT / "models"
@@ -39,11 +39,6 @@ def translate(
 ) -> np.ndarray:
     backend = create_backend("onnxruntime", package, direction, "cpu", precision=precision)
     return np.concatenate([backend.translate(image[None]) for image in images])
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean(((a - b) / 2.0) ** 2))  # images in [-1, 1]: a range of 2
-    return 10 * np.log10(1.0 / mse)
 
 
 def test_every_pair_ships_a_model_and_a_student() -> None:
@@ -81,7 +76,7 @@ def test_the_model_translates_its_test_photos_and_int8_stays_close(pair: str) ->
         images = photos(pair, split)
         fp32 = translate(package, direction, images, "fp32")
         assert np.isfinite(fp32).all() and np.abs(fp32 - images).mean() > 0.02  # it changes them
-        assert psnr(translate(package, direction, images, "int8"), fp32) >= 30.0
+        assert psnr_db(translate(package, direction, images, "int8"), fp32) >= 30.0
 
 
 @pytest.mark.parametrize("pair", PAIRS)
@@ -96,7 +91,7 @@ def test_the_student_is_distilled_from_this_model_and_close_to_it(pair: str) -> 
         macs = count_macs(student.direction(fast).generator, 256, 256)
         assert macs <= count_macs(teacher.direction(direction).generator, 256, 256) / 4
         images = photos(pair, split)
-        close = psnr(
+        close = psnr_db(
             translate(student, fast, images, "auto"), translate(teacher, direction, images, "auto")
         )
         assert close >= MIN_STUDENT_PSNR_DB, f"{fast}: {close:.2f} dB against its teacher"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from serving.settings import ENV_PREFIX, ServiceSettings
-from tests.conftest import ROOT, real_images
+from tests.builders import ROOT, real_images
 from tests.serverlib import Server
 
 K8S = ROOT / "deploy" / "k8s"

@@ -9,7 +9,7 @@ import pytest
 from compile.__main__ import main as compile_main
 from loadtest.benchmark import main
 from loadtest.server import ROOT
-from tests.conftest import tiny_pairs
+from tests.builders import tiny_pairs
 
 
 def test_the_service_benchmark_is_an_http_client_only() -> None:

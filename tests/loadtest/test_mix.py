@@ -10,7 +10,7 @@ import pytest
 
 from loadtest.__main__ import main
 from loadtest.mix import MixError, choose_weights, parse_mix
-from tests.conftest import SEASONS
+from tests.builders import SEASONS
 from tests.serverlib import Server
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from loadtest.__main__ import main
 from loadtest.slo import evaluate
-from tests.conftest import FIXTURES
+from tests.builders import FIXTURES
 from tests.serverlib import Server
 
 STATS_HEADER = ["Type", "Name", "Request Count", "Failure Count", "Requests/s", "95%"]

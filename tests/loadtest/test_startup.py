@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.startup import main, packages_by_pair
-from tests.conftest import tiny_pairs
+from tests.builders import tiny_pairs
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from loadtest.server import Server, free_port, stop_server, wait_until
-from tests.conftest import ROOT, real_images
+from tests.builders import ROOT, real_images
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from PIL import Image, ImageCms
 
 from serving import imaging
 from serving.provenance import DIGITAL_SOURCE_TYPE, SOFTWARE
-from tests.conftest import real_images
+from tests.builders import real_images
 from tests.serverlib import Server
 
 P3_PRIMARIES = {  # Display P3's primaries adapted to D50, as in Apple's profile

@@ -7,8 +7,7 @@ from pathlib import Path
 import httpx
 
 from compile.__main__ import main as compile_main
-from tests.compile.test_onnx_export import SMALL, make_package
-from tests.conftest import real_images
+from tests.builders import SMALL, make_package, real_images
 from tests.serverlib import start_server, stop_server, wait_until
 
 

@@ -1,4 +1,5 @@
-"""Row 8 of issue 11: /docs.json is a valid OpenAPI document that describes the real API."""
+"""/docs.json is a valid OpenAPI document that describes the real API: every route, its
+parameters, answers and errors, as a client generator would read them."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, real_images
-from tests.serverlib import Server, start_server, stop_server, wait_until
+from tests.builders import ROOT, real_images
+from tests.serverlib import Server, load_until, metric, start_server, stop_server, wait_until
 
 JPEG = {"content-type": "image/jpeg"}
 PNG = {"content-type": "image/png"}
@@ -206,45 +206,38 @@ def test_pickle_and_json_bodies_are_refused(server: Server) -> None:
 
 
 def test_concurrent_requests_form_batches(server: Server) -> None:
+    """Under load from six clients, a forward pass carries more than one image, and every
+    image is counted once."""
     data = real_images("testA", 1)[0].read_bytes()
 
     def batch_counts() -> tuple[float, float]:
-        text = httpx.get(f"{server.url}/metrics").text
-        total = sum(
-            float(v)
-            for v in re.findall(
-                r'^cyclegan_batch_size_sum\{[^}]*direction="horse2zebra"[^}]*\} (\S+)', text, re.M
-            )
-        )
-        count = sum(
-            float(v)
-            for v in re.findall(
-                r'^cyclegan_batch_size_count\{[^}]*direction="horse2zebra"[^}]*\} (\S+)', text, re.M
-            )
-        )
-        return total, count
+        images = metric(server, "cyclegan_batch_size_sum", direction="horse2zebra")
+        return images, metric(server, "cyclegan_batch_size_count", direction="horse2zebra")
 
     images_before, passes_before = batch_counts()
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        codes = list(
-            pool.map(lambda _: post(server, "horse2zebra", data, JPEG).status_code, range(24))
-        )
-    assert codes == [200] * 24
-    images, passes = batch_counts()
-    assert images - images_before == 24
-    assert passes - passes_before < 24  # some forward passes carried more than one image
+
+    def batched(_: httpx.Response) -> bool:
+        images, passes = batch_counts()
+        return passes - passes_before < images - images_before
+
+    answers = load_until(server, "/translate/horse2zebra", data, JPEG, batched, clients=6)
+    assert {a.status_code for a in answers} == {200}
+    images, _ = batch_counts()
+    assert images - images_before == len(answers)
 
 
 def test_overload_answers_429_with_retry_after(server: Server) -> None:
+    """More clients than the in-flight limit (8): the excess get 429 with Retry-After, the
+    rest are served."""
     data = encoded(Image.new("RGB", (256, 256), (9, 9, 9)))
-    with concurrent.futures.ThreadPoolExecutor(48) as pool:
-        responses = list(
-            pool.map(lambda _: post(server, "horse2zebra", data, PNG, "?resolution=256"), range(48))
-        )
-    codes = {r.status_code for r in responses}
+    answers = load_until(
+        server, "/translate/horse2zebra?resolution=256", data, PNG,
+        lambda answer: answer.status_code == 429, clients=48,
+    )  # fmt: skip
+    codes = {a.status_code for a in answers}
     assert codes <= {200, 429}, codes
-    refused = [r for r in responses if r.status_code == 429]
-    assert refused and all(r.headers["retry-after"] == "1" for r in refused)
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and all(a.headers["retry-after"] == "1" for a in refused)
     assert 200 in codes
 
 

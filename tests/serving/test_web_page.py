@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, real_images
+from tests.builders import ROOT, real_images
 from tests.serverlib import Server
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.test_training_options import train_cli
+from tests.builders import train_cli
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from cyclegan.package import PackageError, load_package
-from tests.compile.test_onnx_export import SMALL, make_package
-from tests.conftest import EXAMPLES
+from tests.builders import EXAMPLES, SMALL, make_package
 from training.__main__ import main
 
 

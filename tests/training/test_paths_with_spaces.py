@@ -8,7 +8,7 @@ from pathlib import Path
 
 from compile.__main__ import main as compile_main
 from cyclegan.package import load_package
-from tests.conftest import TINY_FLAGS
+from tests.builders import TINY_FLAGS
 from training.__main__ import main
 
 

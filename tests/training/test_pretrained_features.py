@@ -13,21 +13,20 @@ import torch
 from safetensors.torch import load_file
 
 from cyclegan.package import PackageError, load_package
-from tests.conftest import ROOT, TINY_FLAGS
-from tests.training.test_train import first_batch, tiny_config, train_cli
+from tests.builders import ROOT, TINY_FLAGS, first_batch, tiny_config, train_cli
 from training.adversary import adversary_path
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.data import DataError
-from training.evaluate import MAX_IMAGENET_SOURCE_LEFT, judge, judged, load_test_images
 from training.feature_network import ZEBRA_CLASS, FeatureNetwork
-from training.metrics import fid
 from training.networks import build_state
-from training.runtime import Runtime
+from training.placement import Placement
+from training.quality.evaluate import MAX_IMAGENET_SOURCE_LEFT, judge, judged, load_test_images
+from training.quality.metrics import fid
 from training.step import train_step
 from training.validation import split_validation
 
 FIXTURES = ROOT / "tests" / "fixtures" / "horse2zebra"
-CPU = Runtime(torch.device("cpu"), None, 0, 1)
+CPU = Placement(torch.device("cpu"), None, 0, 1)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,7 @@ def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_known_shift() -> 
 
 
 def test_fd_lite_of_real_images_grows_with_a_colour_shift(lite1: FeatureNetwork) -> None:
-    from training.imagenet_check import judge_outputs
+    from training.quality.imagenet_check import judge_outputs
 
     horses = load_test_images(FIXTURES / "testA", 128, None)
     pooled = judge_outputs(lite1, horses)["pooled"]
@@ -231,8 +230,8 @@ def test_init_from_restores_the_carried_discriminators_and_refuses_a_misfit(
     config = tiny_config(tiny_data, d_arch="both", init_from=package)
     from training.train import start_state
 
-    state, grown_from = start_state(config, CPU, None)
-    assert grown_from["adversary"]["restored"] == [
+    state, init_record = start_state(config, CPU, None)
+    assert init_record["adversary"]["restored"] == [
         "discriminator_a", "discriminator_b", "projected_a", "projected_b"
     ]  # fmt: skip
     for key, value in state.discriminators.projected_b.state_dict().items():
@@ -266,7 +265,7 @@ def test_plot_validation_draws_every_run(tmp_path: Path) -> None:
     with Image.open(out) as image:
         assert image.size[0] > 300 and image.size[1] > 150
     with pytest.raises(ValueError, match="no validation records"):
-        from training.plot import plot_validation
+        from training.tools.plot import plot_validation
 
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "validation.jsonl").write_text("")

@@ -9,10 +9,10 @@ from safetensors.torch import load_file
 
 from cyclegan.generator import count_macs
 from cyclegan.package import load_package
-from tests.conftest import ROOT
+from tests.builders import ROOT
 from training.adversary import adversary_path
 from training.config import TrainConfig
-from training.runtime import Runtime
+from training.placement import Placement
 from training.train import start_state
 
 
@@ -31,9 +31,9 @@ def test_a_shipped_model_grows_on_with_its_discriminators(tmp_path: Path, pair: 
     config = TrainConfig.model_validate(
         values | {"data": tmp_path, "init_from": model, "val_every": 0, "val_fraction": 0}
     )
-    state, grown_from = start_state(config, Runtime(torch.device("cpu"), None, 0, 1), None)
-    assert grown_from["adversary"]["restored"] == ["projected_a", "projected_b"]
-    assert grown_from["version"] == package.manifest.version
+    state, init_record = start_state(config, Placement(torch.device("cpu"), None, 0, 1), None)
+    assert init_record["adversary"]["restored"] == ["projected_a", "projected_b"]
+    assert init_record["version"] == package.manifest.version
     carried = load_file(str(adversary_path(model)))
     for key, value in state.discriminators.projected_a.state_dict().items():
         assert torch.equal(value, carried[f"projected_a.{key}"].float()), key

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.imagenet_check import fd_label
+from training.quality.imagenet_check import fd_label
 
 
 class CompareError(Exception):

@@ -11,7 +11,6 @@ independently trained networks do not average into a working one, and are refuse
 
 from __future__ import annotations
 
-import datetime
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,15 @@ from typing import Any
 from torch import Tensor, nn
 
 from cyclegan.generator import GeneratorConfig
-from cyclegan.package import ModelPackage, PackageError, load_package, write_package
-from training.warm_start import grown_from
+from cyclegan.package import ModelPackage, PackageError, load_package
+from training.init_from import init_from_record
+from training.packaging import write_made_package
 
 log = logging.getLogger(__name__)
 
 
 def lineage(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """A `grown_from` record and the records of every package it came from."""
+    """An `init_from_record` and the records of every package it came from."""
     found = [record]
     if record.get("init_from"):
         found += lineage(record["init_from"])
@@ -62,8 +62,8 @@ def check_related(a: ModelPackage, b: ModelPackage) -> None:
                     f"{name}: {a.path} has {field} {getattr(direction, field)}, {b.path} "
                     f"{getattr(other, field)}"
                 )
-    ancestors = lineage(grown_from(b))
-    if not any(same_package(x, y) for x in lineage(grown_from(a)) for y in ancestors):
+    ancestors = lineage(init_from_record(b))
+    if not any(same_package(x, y) for x in lineage(init_from_record(a)) for y in ancestors):
         raise PackageError(
             f"{a.path} and {b.path} share no package in their lineage (init_from, "
             "interpolated_from): independently trained networks do not average into a working one"
@@ -97,7 +97,6 @@ def interpolate(
         net = b.load_generator(name)
         net.load_state_dict(mixed_weights(a.load_generator(name), net, alpha))
         generators[key] = (net, b.direction(name).generator)
-    now = datetime.datetime.now(datetime.UTC)
     training = {
         **{
             k: v
@@ -106,18 +105,20 @@ def interpolate(
         },
         "trainer": "python -m training interpolate",
         "commands": [["python -m training", *command]],
-        "interpolated_from": {"alpha": alpha, "packages": [grown_from(a), grown_from(b)]},
-        "packaged_at": now.isoformat(timespec="seconds"),
+        "interpolated_from": {
+            "alpha": alpha,
+            "packages": [init_from_record(a), init_from_record(b)],
+        },
     }
     native = next(iter(b.manifest.directions.values())).native_resolution
-    package = write_package(
+    package = write_made_package(
         out,
         name=b.name,
-        version=f"{now:%Y.%m.%d}+mix{round(alpha * 100):02d}",
+        version_tag=f"mix{round(alpha * 100):02d}",
+        training=training,
         domains=domains,
         generators=generators,
         native_resolution=native,
-        training=training,
         direction_suffix=b.manifest.direction_suffix,
     )
     log.info("interpolated package written: %s (%.2f of %s)", package.path, alpha, a.path)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cyclegan.package import load_package
-from tests.training.test_distill import tiny_distill
+from tests.builders import tiny_distill
 from training.__main__ import main
 
 

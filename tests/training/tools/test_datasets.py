@@ -1,4 +1,4 @@
-"""`python -m training.datasets fetch` against a real loopback HTTP server serving test zips.
+"""`python -m training.tools.datasets fetch` against a real loopback HTTP server serving test zips.
 
 Good archives unpack into DIR/trainA...testB; hostile or broken ones are refused with a message
 that says why, and leave nothing behind (no DIR, no partial folder, nothing outside DIR).
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, real_images
+from tests.builders import ROOT, real_images
 from training.data import scan_folder
-from training.datasets import SPLITS, DatasetError, Limits, fetch, main
+from training.tools.datasets import SPLITS, DatasetError, Limits, fetch, main
 
 NAME = "horse2zebra"
 
@@ -91,7 +91,7 @@ def test_fetch_unpacks_a_published_layout(served: tuple[str, Path], tmp_path: Pa
     extra = {f"{NAME}/README.txt": b"notes", f"__MACOSX/{NAME}/trainA/._x.jpg": b"x"}
     sha256 = publish(folder, build_zip({**members, **extra}))
     dest = tmp_path / "data" / NAME
-    with caplog.at_level(logging.INFO, logger="training.datasets"):
+    with caplog.at_level(logging.INFO, logger="training.tools.datasets"):
         assert main(["fetch", NAME, "--to", str(dest), "--base-url", url, "--sha256", sha256]) == 0
     for name, data in members.items():
         assert (dest / name.removeprefix(f"{NAME}/")).read_bytes() == data
@@ -227,7 +227,7 @@ def test_command_line(served: tuple[str, Path], tmp_path: Path) -> None:
     url, folder = served
     publish(folder, build_zip(good_members()))
     dest = tmp_path / NAME
-    command = [sys.executable, "-m", "training.datasets", "fetch", NAME, "--to", str(dest)]
+    command = [sys.executable, "-m", "training.tools.datasets", "fetch", NAME, "--to", str(dest)]
     result = subprocess.run(
         [*command, "--base-url", url], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
@@ -243,4 +243,4 @@ def test_make_train_says_how_to_get_the_data(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0
-    assert f"python -m training.datasets fetch horse2zebra --to {missing}" in result.stderr
+    assert f"python -m training.tools.datasets fetch horse2zebra --to {missing}" in result.stderr

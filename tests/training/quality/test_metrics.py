@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.metrics import (
+from training.quality.metrics import (
     fid,
     frechet_distance,
     kid,

@@ -1,4 +1,4 @@
-"""`python -m training.datasets fetch NAME --to DIR`: download a public CycleGAN data set.
+"""`python -m training.tools.datasets fetch NAME --to DIR`: download a public CycleGAN data set.
 
 Downloads NAME.zip from the address the CycleGAN authors publish (`--base-url` points it
 elsewhere, e.g. a mirror or a test server), checks the archive and unpacks its trainA, trainB,
@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-log = logging.getLogger("training.datasets")
+log = logging.getLogger("training.tools.datasets")
 
 BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 # The unpaired sets of the reference CycleGAN's download script that have all four folders.
@@ -230,7 +230,7 @@ def fetch(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.datasets", description=__doc__.split("\n")[0]
+        prog="python -m training.tools.datasets", description=__doc__.split("\n")[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("fetch", help="download and unpack a CycleGAN data set")

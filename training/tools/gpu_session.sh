@@ -8,7 +8,7 @@
 # models/horse2zebra if it scores better (README, "Training on a borrowed GPU").
 #
 # Prepare here first: `make gpu-bundle` (.gpu/: the packed train folders, and wheels of what the
-# device lacks). Then: run(command="OUT=$OUT MINUTES=7 bash training/gpu_session.sh",
+# device lacks). Then: run(command="OUT=$OUT MINUTES=7 bash training/tools/gpu_session.sh",
 # carry=[".gpu"], timeout_s=600).
 #
 # The same script runs on a CPU for its test: PYTHON, DATA, CONFIG, INIT_FROM, TRAIN_FLAGS and

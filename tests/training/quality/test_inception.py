@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from training.inception import FIDInceptionV3, inception_features, load_fid_inception
+from training.quality.inception import FIDInceptionV3, inception_features, load_fid_inception
 
 # torchvision documents inception_v3 at 27,161,264 parameters (Inception_V3_Weights meta
 # "num_params"), with aux logits and 1000 classes. Its AuxLogits head is conv0 (768*128 + 2*128

@@ -10,16 +10,9 @@ from compile.__main__ import main as compile_main
 from cyclegan.generator import GeneratorConfig, build_generator, count_macs
 from cyclegan.imaging import image_to_tensor
 from cyclegan.package import PackageError, load_package, write_package
+from tests.builders import tiny_distill
 from training.__main__ import main
 from training.data import load_image
-
-
-def tiny_distill(teacher: Path, data: Path) -> list[str]:
-    """`distill` on 32 px crops with a 4-filter, 2-block student."""
-    return [
-        "distill", "--teacher", str(teacher), "--data", str(data), "--ngf", "4",
-        "--n-blocks", "2", "--image-size", "32", "--load-size", "36",
-    ]  # fmt: skip
 
 
 def l1_to_teacher(student: Path, teacher: Path, image: Path) -> float:
@@ -156,7 +149,7 @@ def test_distill_continues_from_a_student_and_refuses_one_of_another_size(
 
 
 def test_a_critic_learns_to_tell_the_teacher_from_the_student_and_trains_only_itself() -> None:
-    from training.distill_critic import OutputCritic
+    from training.distill.critic import OutputCritic
 
     torch.manual_seed(0)
     critic = OutputCritic(ndf=8, lr=1e-3, schedule=lambda step: 1.0, device=torch.device("cpu"))

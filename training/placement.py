@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Placement:
     device: torch.device
     autocast_dtype: torch.dtype | None
     rank: int
@@ -86,17 +86,17 @@ def setup_distributed() -> tuple[int, int, int]:
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def check_replicas_in_sync(modules: tuple[nn.Module, ...], runtime: Runtime, step: int) -> None:
+def check_replicas_in_sync(modules: tuple[nn.Module, ...], placement: Placement, step: int) -> None:
     """Under DDP every rank must hold the same weights; a cheap per-tensor checksum proves it."""
-    if runtime.world == 1:
+    if placement.world == 1:
         return
     checksum = torch.stack(
         [p.detach().double().sum() for module in modules for p in module.parameters()]
-    ).to(runtime.device)
-    gathered = [torch.empty_like(checksum) for _ in range(runtime.world)]
+    ).to(placement.device)
+    gathered = [torch.empty_like(checksum) for _ in range(placement.world)]
     dist.all_gather(gathered, checksum)
     worst = max(float((g - gathered[0]).abs().max()) for g in gathered)
     if worst != 0.0:
         raise RuntimeError(f"DDP replicas diverged at step {step} (checksum gap {worst})")
-    if runtime.is_main:
-        log.info("step %d: %d DDP replicas in sync", step, runtime.world)
+    if placement.is_main:
+        log.info("step %d: %d DDP replicas in sync", step, placement.world)

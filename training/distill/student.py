@@ -5,17 +5,14 @@ teacher's translation of the training images of that direction's source domain. 
 GAN Compression's (Li et al. 2020): an L1 between the outputs, plus feature matching, where a
 learned 1x1 convolution maps the student's residual trunk (middle and end) onto the teacher's
 and the distance between them is penalised, plus, with `--lambda-gan`, an adversarial term
-from a fresh critic (`training/distill_critic.py`). The student is
+from a fresh critic (`training/distill/critic.py`). The student is
 written as an ordinary package under its own name, serving its own direction names
 (`horse2zebra-fast`), so it runs beside its teacher.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -35,13 +31,15 @@ from cyclegan.generator import (
     count_macs,
     init_weights,
 )
-from cyclegan.package import ModelPackage, load_package, write_package
-from training.data import ResumableSampler, UnpairedDataset, scan_folder
-from training.distill_critic import OutputCritic
-from training.plot import LOG_NAME
-from training.runtime import Runtime, pick_autocast, pick_device
+from cyclegan.package import ModelPackage, load_package
+from training import run_folder
+from training.data import UnpairedDataset, unpaired_loader
+from training.distill.critic import OutputCritic
+from training.init_from import init_from_record
+from training.loss_log import LossLog
+from training.packaging import write_made_package
+from training.placement import Placement, pick_autocast, pick_device
 from training.stopping import TimeBudget
-from training.warm_start import grown_from
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +125,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
     torch.manual_seed(config.seed)
     device = pick_device("auto", 0)
     autocast = pick_autocast(config.precision, device)
-    runtime = Runtime(device, autocast, 0, 1)
+    placement = Placement(device, autocast, 0, 1)
     teacher_package = load_package(config.teacher)
     domains = teacher_package.manifest.domains
     between = teacher_package.manifest.direction_between
@@ -162,15 +160,14 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
         for key in trained
         if config.lambda_gan > 0
     }
-    dataset = UnpairedDataset(
-        scan_folder(config.data / "trainA"), scan_folder(config.data / "trainB"),
-        config.load_size, config.image_size, True, config.seed,
-    )  # fmt: skip
-    loader = DataLoader(dataset, batch_size=1, sampler=ResumableSampler(len(dataset), 1, 0, 1, 0))
+    dataset = UnpairedDataset.from_data(
+        config.data, config.load_size, config.image_size, True, config.seed
+    )
+    loader = unpaired_loader(dataset)
     run.mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(config.model_dump_json(indent=2))
-    log_path = run / LOG_NAME
-    budget, sums, count, started = TimeBudget(config.max_minutes), {}, 0, time.perf_counter()
+    (run / run_folder.CONFIG).write_text(config.model_dump_json(indent=2))
+    losses_log = LossLog(run / run_folder.LOSS_LOG, images_per_step=len(trained))
+    budget = TimeBudget(config.max_minutes)
     batches = iter(loader)
     step = 0
     with tqdm(total=config.steps, desc="distilling", unit="step") as bar, logging_redirect_tqdm():
@@ -194,19 +191,11 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             schedule.step()
             step += 1
             bar.update(1)
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value
-            count += 1
+            losses_log.add(losses)
             if step % config.log_every == 0 or step == config.steps:
-                record = {"step": step, "lr": schedule.get_last_lr()[0]}
-                record.update({k: round(v / count, 6) for k, v in sums.items()})
-                seconds = time.perf_counter() - started
-                record["images_per_second"] = round(len(trained) * count / seconds, 3)
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                bar.set_postfix(l1="/".join(f"{record[f'l1_{key}']:.3f}" for key in trained))
-                sums, count, started = {}, 0, time.perf_counter()
-            if budget.spent(runtime):
+                means = losses_log.flush(step, schedule.get_last_lr()[0])
+                bar.set_postfix(l1="/".join(f"{means[f'l1_{key}']:.3f}" for key in trained))
+            if budget.spent(placement):
                 log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
                 break
     return write_student(
@@ -249,7 +238,7 @@ def load_students(
             )
         students[key].generator.load_state_dict(package.load_generator(name + suffix).state_dict())
     log.info("students start from %s %s", package.name, package.manifest.version)
-    return grown_from(package)
+    return init_from_record(package)
 
 
 def write_student(
@@ -273,22 +262,20 @@ def write_student(
             "macs_per_256px_image": count_macs(teacher_config, MAC_RESOLUTION, MAC_RESOLUTION),
         },
         "macs_per_256px_image": count_macs(student_config, MAC_RESOLUTION, MAC_RESOLUTION),
-        "packaged_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     generators = {
         key: (student.generator.float().cpu().eval(), student_config)
         for key, student in students.items()
     }
-    log_path = run / LOG_NAME
-    package = write_package(
-        run / "package",
+    package = write_made_package(
+        run / run_folder.PACKAGE,
         name=f"{teacher.name}{config.suffix}",
-        version=f"{datetime.datetime.now(datetime.UTC):%Y.%m.%d}+step{steps}",
+        version_tag=f"step{steps}",
+        training=training,
+        run=run,
         domains=teacher.manifest.domains,
         generators=generators,
         native_resolution=native,
-        training=training,
-        files={LOG_NAME: log_path} if log_path.is_file() else None,
         direction_suffix=config.suffix,
     )
     log.info(

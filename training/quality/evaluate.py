@@ -35,11 +35,16 @@ from tqdm import tqdm
 
 from cyclegan.imaging import image_grid, image_to_tensor, served_resolution
 from cyclegan.package import ModelPackage
-from training.classifier import TrainedClassifier
-from training.data import DataError, load_image, scan_folder
+from training.data import DataError, load_image, resize_shorter_side, scan_folder
 from training.feature_network import FeatureNetwork
-from training.imagenet_check import fd_label, imagenet_check, judge_outputs, pretrained_metrics
-from training.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
+from training.quality.classifier import TrainedClassifier
+from training.quality.imagenet_check import (
+    fd_label,
+    imagenet_check,
+    judge_outputs,
+    pretrained_metrics,
+)
+from training.quality.metrics import fid, kid, mean_pairwise_distance, psnr, ssim
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +97,10 @@ def load_images(files: list[Path], resolution: int) -> Tensor:
     """`load_test_images` for a list of files."""
     images = []
     for path in files:
-        tensor = image_to_tensor(load_image(path))[None]
-        height, width = tensor.shape[-2:]
-        scale = resolution / min(height, width)
-        size = (max(resolution, round(height * scale)), max(resolution, round(width * scale)))
-        if size != (height, width):
-            tensor = F.interpolate(
-                tensor, size=size, mode="bicubic", antialias=True, align_corners=False
-            ).clamp(-1, 1)
+        tensor = resize_shorter_side(image_to_tensor(load_image(path)), resolution, resolution)
+        size = tensor.shape[1:]
         top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-        images.append(tensor[0, :, top : top + resolution, left : left + resolution])
+        images.append(tensor[:, top : top + resolution, left : left + resolution])
     return torch.stack(images)
 
 
@@ -243,7 +242,7 @@ def evaluate_package(
             "baseline": feature_metrics(source_features, target_features, "classifier"),
         }
         if inception is not None:
-            from training.inception import inception_features
+            from training.quality.inception import inception_features
 
             fake_inc = inception_features(inception, fake)
             target_inc = inception_features(inception, target)

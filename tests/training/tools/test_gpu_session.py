@@ -1,4 +1,4 @@
-"""The prepared GPU session (training/gpu_session.sh) and its data bundle, run here on the CPU.
+"""The prepared GPU session (training/tools/gpu_session.sh) and its data bundle, run on the CPU.
 
 No GPU is at hand in CI: the script runs with tiny networks on a few real images, which checks
 everything but CUDA itself (its gpu tests and benchmark are switched off with CHECKS=0).
@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from cyclegan.package import load_package
-from tests.conftest import ROOT, TINY_FLAGS
+from tests.builders import ROOT, TINY_FLAGS
 from training.__main__ import main as training_main
-from training.gpu_bundle import BundleError, pack
+from training.tools.gpu_bundle import BundleError, pack
 
 
 def test_bundle_packs_train_folders_as_webp_and_skips_junk(tiny_data: Path, tmp_path: Path) -> None:
@@ -77,7 +77,8 @@ def test_session_script_trains_grown_from_a_package_and_brings_it_back(
         "OMP_NUM_THREADS": "1",
     }
     done = subprocess.run(
-        ["bash", "training/gpu_session.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+        ["bash", "training/tools/gpu_session.sh"], cwd=ROOT, env=env, capture_output=True,
+        text=True,
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -99,7 +100,8 @@ def test_session_script_trains_grown_from_a_package_and_brings_it_back(
 def test_session_script_needs_out() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     done = subprocess.run(
-        ["bash", "training/gpu_session.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+        ["bash", "training/tools/gpu_session.sh"], cwd=ROOT, env=env, capture_output=True,
+        text=True,
         timeout=60,
     )  # fmt: skip
     assert done.returncode != 0

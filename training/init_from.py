@@ -79,10 +79,13 @@ def init_generators_from(
         copy_generator(package.load_generator(key), net)
     upsample_from = {d.generator.upsample for d in package.manifest.directions.values()}
     log.info("generators start from %s %s", package.name, package.manifest.version)
-    return {**grown_from(package), "upsample_converted": sorted(upsample_from) != [config.upsample]}
+    return {
+        **init_from_record(package),
+        "upsample_converted": sorted(upsample_from) != [config.upsample],
+    }
 
 
-def grown_from(package: ModelPackage) -> dict[str, Any]:
+def init_from_record(package: ModelPackage) -> dict[str, Any]:
     """What model.json records of the package a run started from.
 
     Its commands and its own `init_from` come along, so a package grown over several runs (and

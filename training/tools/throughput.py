@@ -1,4 +1,4 @@
-"""`python -m training.throughput`: training steps per second for each speed lever.
+"""`python -m training.tools.throughput`: training steps per second for each speed lever.
 
 Each variant trains real steps on real images (the default model's shape: ngf 24, 6 blocks,
 128-pixel crops, batch 1). The CPU's speed drifts from minute to minute, so the variants run
@@ -9,7 +9,9 @@ baseline in the same round. Writes a Markdown table (for BENCHMARKS.md).
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
+import os
 import statistics
 import sys
 import time
@@ -19,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
+from cyclegan.benchmarks_file import machine, write_section
 from training.config import TrainConfig
-from training.data import ResumableSampler, UnpairedDataset, scan_folder
+from training.data import UnpairedDataset, unpaired_loader
 from training.networks import TrainState, build_state
-from training.runtime import Runtime
+from training.placement import Placement
 from training.step import train_step
 
-log = logging.getLogger("training.throughput")
+log = logging.getLogger("training.tools.throughput")
 
 BASE = {
     "ngf": 24, "n_blocks": 6, "ndf": 64, "load_size": 256, "image_size": 128,
@@ -61,18 +63,16 @@ VARIANTS = [
 def prepare(variant: Variant, data: Path, base: dict[str, Any]) -> Callable[[int], float]:
     """A function that trains `n` steps of this variant and returns steps per second."""
     config = TrainConfig.model_validate({**base, **variant.overrides, "data": data})
-    runtime = Runtime(torch.device("cpu"), torch.bfloat16 if variant.bf16 else None, 0, 1)
-    state: TrainState = build_state(config, runtime.device, False, 0)
+    placement = Placement(torch.device("cpu"), torch.bfloat16 if variant.bf16 else None, 0, 1)
+    state: TrainState = build_state(config, placement.device, False, 0)
     if variant.channels_last:
         state.generators.to(memory_format=torch.channels_last)
         state.discriminators.to(memory_format=torch.channels_last)
     if variant.compiled:
         state.generators_train = torch.compile(state.generators)
-    dataset = UnpairedDataset(
-        scan_folder(data / "trainA"), scan_folder(data / "trainB"),
-        config.load_size, config.image_size, True, 0,
-    )  # fmt: skip
-    loader = DataLoader(dataset, batch_size=1, sampler=ResumableSampler(len(dataset), 1, 0, 1, 0))
+    loader = unpaired_loader(
+        UnpairedDataset.from_data(data, config.load_size, config.image_size, True, 0)
+    )
     batches = iter(loader)
 
     def run(n: int) -> float:
@@ -88,7 +88,7 @@ def prepare(variant: Variant, data: Path, base: dict[str, Any]) -> Callable[[int
                 ]
             start = time.perf_counter()
             for batch in ready:
-                train_step(batch, state, config, runtime)
+                train_step(batch, state, config, placement)
             return n / (time.perf_counter() - start)
         finally:
             torch.set_num_threads(threads)
@@ -122,11 +122,18 @@ def measure(
     ]
 
 
+SECTION = "## Training throughput (speed levers)"
+
+
+def now_utc() -> str:
+    return f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def markdown(rows: list[tuple[str, float, float]], steps: int, rounds: int) -> str:
     lines = [
         f"Steps/s at 128 px, ngf 24, 6 blocks, batch 1; {rounds} interleaved rounds of "
         f"{steps} steps each, {torch.get_num_threads()} threads unless named "
-        "(`python -m training.throughput`).",
+        "(`python -m training.tools.throughput`).",
         "",
         "| variant | steps/s (median) | vs baseline, same round (median) |",
         "|---|---|---|",
@@ -136,21 +143,32 @@ def markdown(rows: list[tuple[str, float, float]], steps: int, rounds: int) -> s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.throughput", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.tools.throughput", description=__doc__
+    )
     parser.add_argument("--data", type=Path, default=Path("../shared/data/horse2zebra"))
     parser.add_argument("--steps", type=int, default=20, help="steps per variant per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--out", type=Path,
+        help=f"also write the table as the section '{SECTION}' of this Markdown file "
+        "(e.g. BENCHMARKS.md; the file's other sections are kept)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    load, started = os.getloadavg()[0], now_utc()
     rows = measure(args.data, VARIANTS, BASE, args.steps, args.rounds, args.warmup)
     table = markdown(rows, args.steps, args.rounds)
     sys.stdout.write(table)
     if args.out:
-        args.out.write_text(table)
+        written = (
+            f"Written by `python -m training.tools.throughput` on {started}. "
+            f"Machine: {machine(load, ['torch'])}."
+        )
+        write_section(args.out, SECTION, [SECTION, "", written, "", table])
     return 0
 
 

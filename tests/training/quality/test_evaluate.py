@@ -10,14 +10,14 @@ from PIL import Image
 from cyclegan.generator import GeneratorConfig, build_generator
 from cyclegan.package import load_package, write_package
 from training.__main__ import main
-from training.classifier import (
+from training.quality.classifier import (
     DomainClassifier,
     accuracy,
     data_fingerprint,
     load_or_train_classifier,
     train_classifier,
 )
-from training.evaluate import judge
+from training.quality.evaluate import judge
 
 
 def stripes_and_blobs(root: Path, per_split: dict[str, int]) -> Path:
@@ -68,8 +68,8 @@ def test_classifier_training_is_deterministic_under_a_seed(easy_data: Path) -> N
 
 def test_classifier_reaches_sane_accuracy_on_real_images(horse2zebra: Path, tmp_path: Path) -> None:
     """A small subset of horse2zebra: clearly better than chance on held-out images."""
-    from training.classifier import load_folder
     from training.data import scan_folder
+    from training.quality.classifier import load_folder
 
     subset = tmp_path / "h2z"
     for split, count in (("trainA", 120), ("trainB", 120), ("testA", 40), ("testB", 40)):
@@ -215,7 +215,7 @@ def test_a_generator_that_paints_the_target_anyhow_is_not_good(
 
 def test_evaluate_the_int8_graph_the_cpu_serves(easy_data: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     from compile.__main__ import main as compile_main
-    from tests.compile.test_onnx_export import SMALL, make_package
+    from tests.builders import SMALL, make_package
 
     package = make_package(tmp_path / "horse2zebra", SMALL)
     assert compile_main(["onnx", "--package", str(package)]) == 0

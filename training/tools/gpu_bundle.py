@@ -1,6 +1,6 @@
 """Pack a training set small enough to travel to a borrowed GPU machine.
 
-`python -m training.gpu_bundle --data DIR --out .gpu/data [--quality 70] [--budget-mib 36]`
+`python -m training.tools.gpu_bundle --data DIR --out .gpu/data [--quality 70] [--budget-mib 36]`
 
 The device tool copies the working tree, at most 64 MiB in all, and the repository is about
 23 MiB of it; horse2zebra's train folders are 107 MB of JPEG. Re-encoded as WebP at quality 70
@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-log = logging.getLogger("training.gpu_bundle")
+log = logging.getLogger("training.tools.gpu_bundle")
 SPLITS = ("trainA", "trainB")
 
 
@@ -78,7 +78,9 @@ def pack(data: Path, out: Path, quality: int, budget_bytes: int) -> dict[str, in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.gpu_bundle", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.tools.gpu_bundle", description=__doc__
+    )
     parser.add_argument("--data", type=Path, required=True, help="folder with trainA/ and trainB/")
     parser.add_argument("--out", type=Path, required=True, help="where trainA/ and trainB/ go")
     parser.add_argument("--quality", type=int, default=70, help="WebP quality (70)")

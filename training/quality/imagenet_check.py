@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from training.feature_network import ZEBRA_CLASS, FeatureNetwork
-from training.metrics import fid, kid
+from training.quality.metrics import fid, kid
 
 IMAGENET_CLASSES = {"zebra": ZEBRA_CLASS}
 

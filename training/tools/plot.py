@@ -16,10 +16,10 @@ import logging
 import time
 from pathlib import Path
 
+from training import run_folder
+
 log = logging.getLogger(__name__)
 
-LOG_NAME = "metrics.jsonl"
-PLOT_NAME = "curves.png"
 LOSSES = {
     "loss_G": "generators, total",
     "loss_G_GAN": "generators, adversarial",
@@ -87,10 +87,10 @@ def plot_curves(records: list[dict[str, float]], out: Path, title: str) -> Path:
 
 def plot_run(run: Path, watch: bool = False, every: float = 30.0) -> Path:
     """Plot RUN/metrics.jsonl into RUN/curves.png; with `watch`, keep redrawing on growth."""
-    path = run / LOG_NAME
+    path = run / run_folder.LOSS_LOG
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no training log (is {run} a run folder or package?)")
-    out = run / PLOT_NAME
+    out = run / run_folder.CURVES
     size = -1
     while True:
         if path.stat().st_size != size:
@@ -102,9 +102,6 @@ def plot_run(run: Path, watch: bool = False, every: float = 30.0) -> Path:
         time.sleep(every)
 
 
-VALIDATION_NAME = "validation.jsonl"
-
-
 def plot_validation(runs: dict[str, Path], out: Path) -> Path:
     """One panel per validation score, one line per run (the averaged weights solid, the last
     weights dashed in the same colour when the run kept an average)."""
@@ -113,7 +110,7 @@ def plot_validation(runs: dict[str, Path], out: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    logs = {label: read_log(run / VALIDATION_NAME) for label, run in runs.items()}
+    logs = {label: read_log(run / run_folder.VALIDATION_LOG) for label, run in runs.items()}
     keys = sorted({k for records in logs.values() for r in records for k in r
                    if k not in ("step", "minutes") and not k.startswith("raw_")})  # fmt: skip
     if not keys:
