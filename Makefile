@@ -23,7 +23,8 @@ $(SERVE_STAMP): pyproject.toml requirements/serve.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@if [ -f $(STAMP) ]; then touch $@; else \
 		$(PY) -m pip install --quiet --upgrade pip && \
-		$(PY) -m pip install --quiet -c requirements/serve.txt -e '.[serve]' && touch $@; fi
+		$(PY) -m pip install --quiet --require-hashes -r requirements/serve.txt && \
+		$(PY) -m pip install --quiet --no-deps -e . && touch $@; fi
 
 # axe-core for the web page's accessibility test (from npm, at the lock's version); without
 # npm that one test skips, saying so.
@@ -42,7 +43,7 @@ LOCK := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --quiet 
 lock:
 	@test -x $(VENV)/bin/uv || { echo "run make setup first (the dev extra brings uv)" >&2; exit 1; }
 	$(LOCK) --all-extras --no-emit-package torch -o requirements/lock.txt
-	$(LOCK) --extra serve -c requirements/lock.txt -o requirements/serve.txt
+	$(LOCK) --extra serve -c requirements/lock.txt --generate-hashes -o requirements/serve.txt
 
 serve: $(SERVE_STAMP)
 	$(PY) -m serving

@@ -5,8 +5,9 @@
 2. The service's wheels (requirements/serve.txt) downloaded on the host into
    deploy/docker/wheels, so the image builds offline.
 3. `docker build` of deploy/docker/Dockerfile.cpu, then `docker run --network host --read-only`.
-4. Checks: /readyz, one real translation, the service's metrics, and a SIGTERM while requests
-   are in flight: every one of them must complete, and the container must exit in time.
+4. Checks: /readyz, one real translation, the service's metrics on their own port (and not on
+   the public one), a writable HOME, the non-root user, and a SIGTERM while requests are in
+   flight: every one of them must complete, and the container must exit in time.
 Needs root, a running Docker daemon and debootstrap. Prints how long each stage took.
 """
 
@@ -84,11 +85,14 @@ def main() -> int:
     print(f"image size: {int(size) / 1e6:.0f} MB")
     started = stage("image build", started)
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    while metrics_port == port:  # the kernel may hand out a port just closed again
+        metrics_port = free_port()
     url = f"http://127.0.0.1:{port}"
     container = run(
         "docker", "run", "-d", "--network", "host", "--read-only", "--tmpfs", "/tmp",
-        "-e", f"CYCLEGAN_PORT={port}", IMAGE, capture_output=True,
+        "-e", f"CYCLEGAN_PORT={port}", "-e", f"CYCLEGAN_METRICS_PORT={metrics_port}", IMAGE,
+        capture_output=True,
     ).stdout.strip()  # fmt: skip
     try:
         deadline = time.monotonic() + 180
@@ -108,11 +112,15 @@ def main() -> int:
         image = SAMPLE.read_bytes()
         answer = httpx.post(f"{url}/translate/horse2zebra", content=image, headers=JPEG, timeout=60)
         assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG"), answer.text
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert 'cyclegan_requests_total{direction="horse2zebra",outcome="ok"}' in metrics
+        public = httpx.get(f"{url}/metrics")
+        assert "cyclegan_requests_total" not in public.text, "metrics on the public port"
         user = run("docker", "exec", container, "id", "-u", capture_output=True).stdout.strip()
         assert user == "10001", f"runs as uid {user}"
-        started = stage("translation, metrics, non-root user", started)
+        home = ["docker", "exec", container, "sh", "-c", 'touch "$HOME/.probe" && echo "$HOME"']
+        print("HOME is writable:", run(*home, capture_output=True).stdout.strip())
+        started = stage("translation, metrics port, writable HOME, non-root user", started)
 
         # SIGTERM with requests in flight: clients keep sending until the server is gone.
         # Every request that started before the signal must get its answer, and at least one

@@ -27,6 +27,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    metrics_url: str  # Prometheus metrics, on their own port
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -34,12 +35,13 @@ class Server:
 
 def start_server(model_dir: Path, workdir: Path, env: dict[str, str] | None = None) -> Server:
     """`python -m serving` with CYCLEGAN_* settings from `env`; its output goes to a log file."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"server-{port}.log"
     full_env = {
         **os.environ, **(env or {}),
         "CYCLEGAN_MODEL_DIR": str(model_dir), "CYCLEGAN_PORT": str(port),
+        "CYCLEGAN_METRICS_PORT": str(metrics_port),
         "BENTOML_HOME": str(workdir / "bentoml"),
     }  # fmt: skip
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
@@ -47,7 +49,9 @@ def start_server(model_dir: Path, workdir: Path, env: dict[str, str] | None = No
             [sys.executable, "-m", "serving"], cwd=ROOT, env=full_env, start_new_session=True,
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    return Server(f"http://127.0.0.1:{port}", process, log)
+    return Server(
+        f"http://127.0.0.1:{port}", process, log, f"http://127.0.0.1:{metrics_port}/metrics"
+    )
 
 
 def wait_until(server: Server, path: str, status: int, timeout: float = 120) -> None:

@@ -1,54 +1,30 @@
-"""Two BentoML 1.4 middlewares replaced by fixed subclasses, before BentoML builds its apps.
+"""BentoML 1.4's request-timeout middleware, replaced by a fixed subclass before BentoML builds
+its apps.
 
 BentoML builds each service's middleware stack in ServiceAppFactory.middlewares
-(_bentoml_impl/server/app.py and bentoml/_internal/server/base_app.py), importing these
-classes from their modules at that moment, so replacing the module attributes is enough.
-BentoML's configuration has no setting for either (traffic: timeout, max_concurrency;
-metrics: enabled, namespace, duration buckets).
+(_bentoml_impl/server/app.py), importing `traffic.TimeoutMiddleware` from its module at that
+moment, so replacing the module attribute is enough; its configuration has no setting for
+it. tests/serving/test_bentoml_fixes.py fails if the replacement stops reaching BentoML's
+apps. Upstream: bentoml/BentoML pull request 5670 ("propagate errors through
+TimeoutMiddleware") fixes the hang below; drop this module once a release has it.
 
-- Request metrics (bentoml_service_request_total and friends) are labelled with the raw path,
-  so every junk path adds series: they get the route template instead.
-- The request timeout (504 when no answer has started in time) keeps a timer, and what it
-  holds, for the whole timeout after each request (measured: +220 MiB in the front at 300
-  requests/s and 60 s), and when the app raises before answering it waits out the timeout
-  (a 60 s hang, then 500): this one cancels its timer and lets errors through at once.
+BentoML's middleware (504 when no answer has started in time) keeps a timer, and what it
+holds, for the whole timeout after each request (+220 MiB in the front at 300 requests/s and
+60 s), and when the app raises before answering it waits out the timeout (a 60 s hang, then
+no answer). This one cancels its timer and lets errors through at once; its 504 carries the
+service's security headers like every other answer.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import anyio
-from bentoml._internal.server.http import instruments, traffic
+from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from serving.prometheus import endpoint_label
-
-
-class RouteLabelledTrafficMetrics(instruments.RunnerTrafficMetricsMiddleware):
-    """BentoML's request metrics on a copy of the scope whose path is the route template;
-    the app below gets the real path back."""
-
-    REAL_PATH = "cyclegan.real_path"
-
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
-        super().__init__(self._with_real_path(app), **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, "path": endpoint_label(scope["path"]), self.REAL_PATH: scope["path"]}
-        await super().__call__(scope, receive, send)
-
-    @classmethod
-    def _with_real_path(cls, app: ASGIApp) -> ASGIApp:
-        async def restore(scope: Scope, receive: Receive, send: Send) -> None:
-            if cls.REAL_PATH in scope:
-                scope = {**scope, "path": scope[cls.REAL_PATH]}
-            await app(scope, receive, send)
-
-        return restore
+from serving.routes import SecurityHeaders
 
 
 class RequestTimeout(traffic.TimeoutMiddleware):
@@ -66,9 +42,8 @@ class RequestTimeout(traffic.TimeoutMiddleware):
             await self.app(scope, receive, answering)
         if timer.cancelled_caught:
             error = {"error": f"Not able to process the request in {self.timeout} seconds"}
-            await JSONResponse(error, status_code=504)(scope, receive, send)
+            await SecurityHeaders(JSONResponse(error, status_code=504))(scope, receive, send)
 
 
 def install() -> None:
-    instruments.RunnerTrafficMetricsMiddleware = RouteLabelledTrafficMetrics  # type: ignore[misc]
     traffic.TimeoutMiddleware = RequestTimeout  # type: ignore[misc]

@@ -22,11 +22,12 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cyclegan.generator_config import SIZE_MULTIPLE
 from cyclegan.imaging import served_resolution, split_alpha, to_rgb
 from serving.errors import ServiceError
+from serving.png_writer import write_png
 from serving.provenance import XMP_KEY, Provenance, srgb_icc, srgb_profile
 
 log = logging.getLogger(__name__)
@@ -289,10 +290,9 @@ def encode(image: Image.Image, fmt: str, provenance: Provenance) -> bytes:
         # JPEG has no alpha channel: the translated colours are kept, transparency is dropped.
         image.convert("RGB").save(buffer, "JPEG", quality=90, xmp=provenance.xmp(), **marks)
     elif fmt == "webp":
-        image.save(buffer, "WEBP", quality=90, xmp=provenance.xmp(), **marks)
+        # method 0: the encoder's fastest effort, half the time of its default for files
+        # about a fifth larger; the encode is on every request's path
+        image.save(buffer, "WEBP", quality=90, method=0, xmp=provenance.xmp(), **marks)
     else:
-        text = PngImagePlugin.PngInfo()
-        text.add_itxt(XMP_KEY, provenance.xmp().decode())
-        # compress_level 1: fast, the encode is on the hot path
-        image.save(buffer, "PNG", compress_level=1, pnginfo=text, **marks)
+        return write_png(image, srgb_icc(), provenance.xmp(), XMP_KEY)
     return buffer.getvalue()

@@ -209,18 +209,6 @@ DOCUMENT: dict[str, Any] = {
             }
         },
         "/livez": {"get": {"operationId": "livez", "responses": {"200": {"description": "alive"}}}},
-        "/metrics": {
-            "get": {
-                "operationId": "metrics",
-                "summary": "Prometheus metrics",
-                "responses": {
-                    "200": {
-                        "description": "metrics in the Prometheus text format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
     },
     "components": {
         "schemas": {

@@ -1,10 +1,10 @@
-"""The service's Prometheus metrics (besides BentoML's own), in base units, with bounded labels.
+"""The service's Prometheus metrics, in base units, with bounded labels.
 
 Created with prometheus_client directly; BentoML runs its workers with
-PROMETHEUS_MULTIPROC_DIR set and serves every process's values at /metrics, so gauges name
-their multiprocess mode. Label values never come straight from a request: directions are
-known names or "unknown", and BentoML's own request metrics are labelled by route
-(`endpoint_label`, used by serving/bentoml_fixes.py), so junk paths add no series.
+PROMETHEUS_MULTIPROC_DIR set, and serving/metrics_server.py serves every process's values on
+the metrics port, so gauges name their multiprocess mode. Label values never come straight
+from a request: directions are known names or "unknown", so junk paths add no series.
+BentoML's own metrics are off.
 """
 
 from __future__ import annotations
@@ -67,29 +67,6 @@ PHASE_SECONDS = Histogram(
 # is "unknown", so a scanner cannot add label values.
 KNOWN_DIRECTIONS: set[str] = set()
 
-# The routes of the front; any other path is labelled "unknown".
-ROUTES = {
-    "/generate", "/describe",  # the generator's
-    "/", "/docs", "/docs.json", "/schema.json", "/directions", "/translate", "/metrics",
-    "/livez", "/readyz", "/healthz",
-}  # fmt: skip
-PREFIX_ROUTES = {
-    "/translate/": "/translate/{direction}",
-    "/static/": "/static/{file}",
-    "/static_content/": "/static_content/{file}",
-    "/examples/": "/examples/{direction}/{kind}.jpg",
-}
-
 
 def direction_label(direction: str | None) -> str:
     return direction if direction in KNOWN_DIRECTIONS else "unknown"
-
-
-def endpoint_label(path: str) -> str:
-    """The route template a path belongs to, or "unknown": a bounded set of values."""
-    if path in ROUTES:
-        return path
-    for prefix, template in PREFIX_ROUTES.items():
-        if path.startswith(prefix):
-            return template
-    return "unknown"

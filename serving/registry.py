@@ -72,7 +72,7 @@ class ModelRegistry:
                         package,
                         name,
                         settings.device,
-                        settings.threads,
+                        settings.inference_threads,
                         settings.precision,
                         spin=settings.thread_spinning,
                     )

@@ -5,7 +5,9 @@
     GET  /directions              what the server can do
     GET  /examples/{direction}/{input,output}.jpg   a package's example photo and translation
     GET  /readyz                  ready, or 503 with the reason (serving/routes.py)
-    /livez /metrics               BentoML's probe and Prometheus metrics (+ this service's)
+    GET  /livez                   BentoML's liveness probe
+    GET  :CYCLEGAN_METRICS_PORT/metrics   Prometheus metrics, on their own port
+                                          (serving/metrics_server.py)
 
 The front decodes each image once, fits it to the model's working canvas and hands a uint8
 canvas to `BatchedGenerator.generate`, whose batcher (serving/batcher.py) runs concurrent
@@ -35,6 +37,7 @@ from serving import bentoml_fixes, imaging, routes
 from serving.batcher import Batcher, Overloaded
 from serving.errors import INTERNAL, ServiceError, error_response
 from serving.guard import RequestGuard
+from serving.metrics_server import serve_metrics
 from serving.phases import Phases, phases_of
 from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY
 from serving.provenance import Provenance
@@ -72,6 +75,10 @@ class Generated(bentoml.IODescriptor):
     # 300 s) by closing the old one, which drops the calls still running on it ("Connection
     # closed."). The generator is local and long-lived: keep one pool.
     runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+    metrics={"enabled": False},  # the cyclegan_* series only, on their own port
+    # the front logs every request; a second line per image from the internal call would
+    # double the log and cost the generator's CPU on every hop
+    logging={"access": {"enabled": False}},
 )
 class BatchedGenerator:
     """Loads every model package once per process and runs batches through its backend."""
@@ -146,11 +153,13 @@ def example_urls(direction: str) -> dict[str, str]:
     name="cyclegan-translator",
     traffic={"timeout": settings.request_timeout_s},
     http={"port": settings.port},
+    metrics={"enabled": False},
 )
 class Translator:
     generator = bentoml.depends(BatchedGenerator)
 
     def __init__(self) -> None:
+        serve_metrics(settings.host, settings.metrics_port)  # the front runs one worker
         self._directions: dict[str, Any] | None = None
         self._not_ready_reason: str | None = None
         # Images being decoded, translated or encoded at once: enough to fill a batch while

@@ -7,6 +7,7 @@ ignored), and settings that only make sense together are checked together.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -51,6 +52,9 @@ class ServiceSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
+    metrics_port: int = Field(
+        3001, ge=1, le=65535, description="Prometheus metrics (/metrics), apart from the API"
+    )
     # batching (the generator's batcher: serving/batcher.py)
     max_batch_size: int = Field(8, ge=1)
     max_latency_ms: int = Field(
@@ -72,7 +76,12 @@ class ServiceSettings(BaseSettings):
     )
     # processes and threads
     workers: int = Field(1, ge=1, description="generator processes")
-    threads: int | None = Field(None, ge=1, description="inference threads per process")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="inference threads per process; unset: the container's CPU limit (cgroup "
+        "quota) where there is one, else every core",
+    )
     thread_spinning: bool = Field(
         False,
         description="ONNX Runtime's idle inference threads spin (off: they sleep, leaving the "
@@ -82,6 +91,11 @@ class ServiceSettings(BaseSettings):
     @property
     def package_names(self) -> list[str]:
         return [name for name in self.packages.split(",") if name]
+
+    @property
+    def inference_threads(self) -> int | None:
+        """`threads`, else the CPU limit; None lets ONNX Runtime size its pools to the cores."""
+        return self.threads or cgroup_cpu_limit()
 
     @model_validator(mode="after")
     def check_together(self) -> Self:
@@ -106,11 +120,34 @@ class ServiceSettings(BaseSettings):
             )
         if self.max_resolution % SIZE_MULTIPLE:
             problems.append(f"max_resolution ({self.max_resolution}) must be a multiple of 4")
+        if self.metrics_port == self.port:
+            problems.append(f"metrics_port and port are both {self.port}; give metrics their own")
         if self.backend == "tensorrt" and self.device == "cpu":
             problems.append("backend tensorrt needs device cuda (or auto)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def cgroup_cpu_limit(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPUs this container may use by its CFS quota, rounded up (cgroup v2 `cpu.max`, or
+    v1 `cpu/cpu.cfs_quota_us` over `cpu.cfs_period_us`); None without a quota.
+
+    In a pod limited to 2 CPUs on a 64-core node, ONNX Runtime would otherwise start 64
+    threads and be throttled most of each period."""
+    try:
+        if (cgroup / "cpu.max").is_file():
+            quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        else:
+            v1 = cgroup / "cpu"
+            quota = (v1 / "cpu.cfs_quota_us").read_text().strip()
+            period = (v1 / "cpu.cfs_period_us").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if quota in ("max", "-1") or int(period) <= 0:
+        return None
+    cpus = math.ceil(int(quota) / int(period))
+    return max(1, min(cpus, os.cpu_count() or cpus))
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

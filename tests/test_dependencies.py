@@ -95,7 +95,7 @@ def test_images_and_the_bento_install_the_locked_files() -> None:
     assert "packages" not in bento["python"] and bento["python"]["lock_packages"] is False
     cpu = (ROOT / "deploy" / "docker" / "Dockerfile.cpu").read_text()
     gpu = (ROOT / "deploy" / "docker" / "Dockerfile.gpu").read_text()
-    assert "requirements/serve.txt" in cpu and "requirements/lock.txt" in gpu
+    assert "requirements/serve.txt" in cpu and "requirements/serve.txt" in gpu
     for path in ("Makefile", "bentofile.yaml", "deploy/docker/Dockerfile.cpu",
                  "deploy/docker/Dockerfile.gpu", "deploy/container_test.py"):  # fmt: skip
         pins = re.findall(r"[A-Za-z0-9_-]+==\d[\w.]*", (ROOT / path).read_text())

@@ -46,15 +46,17 @@ def test_built_bento_serves_its_models(tmp_path: Path, model_dir: Path) -> None:
     assert (bento_src / "serving" / "static" / "index.html").is_file()
     assert (bento_src / "serving" / "static" / "app.js").is_file()
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log = tmp_path / "bento.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [*bentoml, "serve", tag.group(0), "--host", "127.0.0.1", "--port", str(port)],
-            env={**env, "CYCLEGAN_PORT": str(port)}, cwd=tmp_path, stdout=out,
+            env={**env, "CYCLEGAN_PORT": str(port), "CYCLEGAN_METRICS_PORT": str(metrics_port)},
+            cwd=tmp_path, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    server = Server(f"http://127.0.0.1:{port}", process, log, metrics)
     try:
         wait_until(server, "/readyz", 200)
         image = real_images("testA", 1)[0].read_bytes()
@@ -67,5 +69,6 @@ def test_built_bento_serves_its_models(tmp_path: Path, model_dir: Path) -> None:
         assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
         assert "app.js" in httpx.get(f"{server.url}/").text  # the web page came along
         assert "/translate/" in httpx.get(f"{server.url}/static/app.js").text
+        assert "cyclegan_requests_total" in httpx.get(metrics).text
     finally:
         stop_server(server)

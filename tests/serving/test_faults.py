@@ -3,7 +3,6 @@ saturation, the generator worker killed under load, slow readers of large answer
 
 from __future__ import annotations
 
-import concurrent.futures
 import io
 import signal
 import threading
@@ -15,60 +14,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from loadtest.probe import closed_loop, generator_workers, metric, open_connection, tree_rss
 from tests.builders import real_images
-from tests.serverlib import (
-    Server,
-    generator_workers,
-    load_until,
-    metric,
-    open_connection,
-    start_server,
-    stop_server,
-    tree_rss,
-    wait_until,
-)
+from tests.serverlib import Server, load_until, start_server, stop_server, wait_until
 
 JPEG = {"content-type": "image/jpeg"}
-
-
-def hammer(server: Server, data: bytes, clients: int, seconds: float) -> list[tuple[int, float]]:
-    """`clients` threads posting back to back for `seconds`: (status, duration) of each."""
-    deadline = time.monotonic() + seconds
-
-    def client(_: int) -> list[tuple[int, float]]:
-        results = []
-        with httpx.Client(timeout=90) as session:
-            while time.monotonic() < deadline:
-                started = time.monotonic()
-                try:
-                    status = session.post(
-                        f"{server.url}/translate/horse2zebra", content=data, headers=JPEG
-                    ).status_code
-                except httpx.TimeoutException:
-                    status = -1  # a hang: never acceptable
-                results.append((status, time.monotonic() - started))
-        return results
-
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        return [r for rs in pool.map(client, range(clients)) for r in rs]
 
 
 @pytest.mark.slow
 def test_saturation_sheds_and_recovers(server: Server) -> None:
     """4x the in-flight limit, closed loop: only 200/429/503, memory flat, normal after."""
     data = real_images("testA", 1)[0].read_bytes()
-    hammer(server, data, 32, 10)  # warm up at the same load: threads, buffers, connections
-    warmed = tree_rss(server)
-    results = hammer(server, data, 32, 20)
+    url = f"{server.url}/translate/horse2zebra"
+    closed_loop(url, data, 32, 10)  # warm up at the same load: threads, buffers, connections
+    warmed = tree_rss(server.process.pid)
+    results = closed_loop(url, data, 32, 20).answers
     # the load sheds sooner on a slow machine than a fast one: go on until it has shed
     shed = load_until(
         server, "/translate/horse2zebra", data, JPEG,
         lambda answer: answer.status_code in (429, 503), clients=32,
     )  # fmt: skip
-    codes = {status for status, _ in results} | {answer.status_code for answer in shed}
+    codes = {answer.status_code for answer in results + shed}
     assert codes <= {200, 429, 503}, codes
     assert 200 in codes
-    assert tree_rss(server) < warmed * 1.10, (warmed, tree_rss(server))
+    assert tree_rss(server.process.pid) < warmed * 1.10, (warmed, tree_rss(server.process.pid))
     response = httpx.post(
         f"{server.url}/translate/horse2zebra", content=data, headers=JPEG, timeout=10
     )
@@ -98,7 +67,7 @@ def test_killed_generator_answers_503_then_recovers(tmp_path: Path, model_dir: P
 
         def kill_generator() -> None:
             time.sleep(3)
-            workers = generator_workers(server)
+            workers = generator_workers(server.process.pid)
             assert workers, "no generator worker found"
             for worker in workers:
                 worker.send_signal(signal.SIGKILL)
@@ -108,13 +77,13 @@ def test_killed_generator_answers_503_then_recovers(tmp_path: Path, model_dir: P
         watcher.start()
         killer.start()
         try:
-            results = hammer(server, data, 4, 20)
+            results = closed_loop(f"{server.url}/translate/horse2zebra", data, 4, 20).answers
         finally:
             killer.join()
             wait_until(server, "/readyz", 200, timeout=180)
             stop.set()
             watcher.join()
-        codes = {status for status, _ in results}
+        codes = {answer.status_code for answer in results}
         assert codes <= {200, 503}, codes  # never 500 for an unavailable generator, no hang (-1)
         assert any("generator" in reason for reason in not_ready), not_ready
         after = httpx.post(
@@ -142,14 +111,14 @@ def test_slow_readers_hold_no_slot(server: Server) -> None:
     """More slow readers of large answers than in-flight slots: a new request still gets in;
     their memory stays counted until they are dropped (client timeout, 3 s in the tests)."""
     request = large_answer_request()
-    readers = [open_connection(server, request, receive_buffer=4096) for _ in range(12)]
+    readers = [open_connection(server.url, request, receive_buffer=4096) for _ in range(12)]
     try:
         # Wait until the work is done (nothing in flight) while their answers are stuck in
         # sending (the readers read nothing), so their memory is still counted.
         deadline = time.monotonic() + 120
         while (
-            metric(server, "cyclegan_in_flight_requests") > 0
-            or metric(server, "cyclegan_image_memory_bytes") == 0
+            metric(server.metrics_url, "cyclegan_in_flight_requests") > 0
+            or metric(server.metrics_url, "cyclegan_image_memory_bytes") == 0
         ):
             assert time.monotonic() < deadline, "no answer ever got stuck with a slow reader"
             time.sleep(0.2)
@@ -162,6 +131,6 @@ def test_slow_readers_hold_no_slot(server: Server) -> None:
         for reader in readers:
             reader.close()
     deadline = time.monotonic() + 60
-    while metric(server, "cyclegan_image_memory_bytes") > 0:
+    while metric(server.metrics_url, "cyclegan_image_memory_bytes") > 0:
         assert time.monotonic() < deadline, "memory of dropped readers was never released"
         time.sleep(0.5)

@@ -1,9 +1,16 @@
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from serving.settings import ServiceSettings, SettingsError, load_settings, unknown_variables
+from serving.settings import (
+    ServiceSettings,
+    SettingsError,
+    cgroup_cpu_limit,
+    load_settings,
+    unknown_variables,
+)
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,6 +54,7 @@ def test_misspelt_settings_are_refused_with_a_suggestion(monkeypatch: pytest.Mon
         ({"max_pixels": 100_000_000, "image_memory_mb": 768}, "image_memory_mb"),
         ({"max_resolution": 510}, "multiple of 4"),
         ({"backend": "tensorrt", "device": "cpu"}, "tensorrt"),
+        ({"port": 3000, "metrics_port": 3000}, "metrics_port"),
     ],
 )
 def test_settings_are_checked_together(values: dict[str, object], message: str) -> None:
@@ -109,3 +117,28 @@ def test_a_pool_can_serve_some_packages_only(tmp_path: Path) -> None:
     assert registry.problems == ["model package sumer2winter is not installed"]
     with pytest.raises(ValidationError, match="packages"):
         ServiceSettings(packages="../elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: 2 CPUs
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+        ({"cpu.max": "max 100000\n"}, None),  # no quota
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files at all
+        ({"cpu.max": "junk\n"}, None),
+    ],
+)
+def test_threads_follow_the_containers_cpu_quota(
+    tmp_path: Path, files: dict[str, str], cpus: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == (None if cpus is None else min(cpus, os.cpu_count() or 1))
+
+
+def test_a_thread_setting_wins_over_the_quota() -> None:
+    assert ServiceSettings(threads=3).inference_threads == 3
