@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--package", type=Path, required=True)
     quantize.add_argument(
         "--calibration", type=Path, help="DIR with trainA/trainB (calibration) and testA/testB "
-        "(the PSNR gate); default: the repository's few fixture images",
+        "(the PSNR gate); without it, each direction's example photo stored in the package",
     )  # fmt: skip
     quantize.add_argument("--samples", type=int, help="calibration images per direction")
 
@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("benchmark", help="time every backend in-process (BENCHMARKS.md)")
     bench.add_argument("--package", type=Path, default=DEFAULT_MODEL, help="the default model")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: checks the code only")
-    bench.add_argument("--calibration", type=Path, help="data for the INT8 graph (as quantize)")
+    bench.add_argument(
+        "--calibration", type=Path, help="data for the INT8 graph, as quantize's (default: the "
+        "package's example photos)",
+    )  # fmt: skip
     bench.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     bench.add_argument(
         "--figures", type=Path, help="also write the default model's figures here (JSON), "
@@ -79,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
             return 0
         if args.command == "quantize":
-            from compile.quantize import DEFAULT_CALIBRATION, DEFAULT_SAMPLES, quantize_package
+            from compile.quantize import DEFAULT_SAMPLES, quantize_package
 
-            data, samples = args.calibration or DEFAULT_CALIBRATION, args.samples or DEFAULT_SAMPLES
-            for name, int8 in quantize_package(package, data, samples).items():
+            samples = args.samples or DEFAULT_SAMPLES
+            for name, int8 in quantize_package(package, args.calibration, samples).items():
                 log.info("%s: %s (INT8 vs fp32 PSNR %.2f dB)", name, int8.file, int8.psnr_db)
             return 0
         if args.command == "tensorrt":
@@ -95,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "benchmark":
             from compile.benchmark import run
-            from compile.quantize import DEFAULT_CALIBRATION
 
-            calibration = args.calibration or DEFAULT_CALIBRATION
-            run(package.path, args.quick, args.out, args.figures, calibration)
+            run(package.path, args.quick, args.out, args.figures, args.calibration)
             return 0
         from compile.verify import format_table, verify_package
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from compile.onnx_export import export_onnx_graphs
-from compile.quantize import DEFAULT_CALIBRATION, QuantizeError, quantize_package
+from compile.quantize import QuantizeError, quantize_package
 from compile.timing import rate, rates
 from cyclegan.backends import (
     Backend,
@@ -187,7 +187,7 @@ def findings(rows: list[Row]) -> list[str]:
     return lines
 
 
-def with_int8(package: ModelPackage, calibration: Path, plan: Plan) -> str:
+def with_int8(package: ModelPackage, calibration: Path | None, plan: Plan) -> str:
     """Quantize the package unless it has INT8 graphs; say what its graphs measured."""
 
     def graphs() -> list[Int8Info]:
@@ -212,7 +212,7 @@ def run(
     quick: bool,
     out: Path,
     figures: Path | None,
-    calibration: Path = DEFAULT_CALIBRATION,
+    calibration: Path | None = None,
 ) -> None:
     plan = QUICK if quick else FULL
     started = time.time()

@@ -1,26 +1,28 @@
-"""Static INT8 graphs for the CPU: `python -m compile quantize --package PKG`.
+"""Static INT8 graphs for the CPU: `python -m compile quantize --package PKG [--calibration DIR]`.
 
 For each direction, ONNX Runtime's quantization tools turn the fp32 graph into a QDQ graph:
 int8 per-channel weights and uint8 activations for the convolutions of the encoder and the
 residual blocks (about three quarters of the arithmetic). The upsampling path stays fp32, as do
-InstanceNorm, Add and Tanh: on a resize-convolution generator, quantizing the two convolutions
-after the upsampling steps too measured 24.8 dB against 33.2 dB without them (pooled PSNR
-against fp32 over 24 test images). Activation ranges are calibrated on real training images of
-the source domain (DIR/trainA for A->B, DIR/trainB for B->A) with percentile ranges, which keep
-a few extreme activations from stretching the int8 grid (min/max ranges measured 28.4 dB
-against 32.4 dB on a transposed-convolution generator: mean PSNR over 24 test images).
+InstanceNorm, Add and Tanh: quantizing the convolutions after the upsampling steps too costs
+about 8 dB of PSNR against fp32 on a resize-convolution generator (24.8 against 33.2 dB).
+Activation ranges are percentiles of the calibration images' activations, not their min/max,
+so that a few extreme activations do not stretch the int8 grid (32.4 against 28.4 dB).
 
 Weights use 7 of their 8 bits (`reduce_range`). On an x86 CPU without VNNI, ONNX Runtime
 multiplies uint8 activations by int8 weights with an instruction (vpmaddubsw) whose 16-bit
-sums saturate; 7-bit weights keep them in range, so the graph computes the same on every CPU
-and the gate measured on one machine holds on another. With 8-bit weights the default model's
-horse2zebra graph measured 29.40 dB on an AVX2-only EPYC (all 120 test images), 32.87 dB
-with 7-bit weights; it had passed the gate at 32.9 dB on an AVX-512 VNNI Zen 4.
+sums saturate with 8-bit weights; 7-bit weights keep them in range, so the graph computes the
+same on every CPU and a gate passed on one machine holds on another.
 
-Quality gate: PSNR against the fp32 graph on DIR's test images of the source domain, pooled
-over all of them, must be >= 30 dB. A direction below it is refused with the figure and nothing
-is written. Passing graphs go to PKG/onnx/<direction>.int8.onnx and into model.json (hash,
-the fp32 graph's hash, PSNR, calibration data), all directions at once.
+What it calibrates on is the caller's choice. `--calibration DIR`: each direction's source
+domain's training images (DIR/trainA for A->B, DIR/trainB for B->A), and its test images for
+the gate. Without it: the package's own example photo of each direction
+(`python -m training example`), one image for both, which checks the graph on a real photo but
+is a narrower gate than a data set's.
+
+Quality gate: PSNR against the fp32 graph, pooled over the gate's images, must be >= 30 dB. A
+direction below it is refused with the figure and nothing is written. Passing graphs go to
+PKG/onnx/<direction>.int8.onnx and into model.json (hash, the fp32 graph's hash, PSNR, what it
+was calibrated on), all directions at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +53,12 @@ from PIL import Image, UnidentifiedImageError
 from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
 from cyclegan.imaging import image_to_array, psnr_db, served_resolution
 from cyclegan.onnx_names import INPUT_NAME
-from cyclegan.package import Int8Info, ModelPackage, sha256_file
+from cyclegan.package import Int8Info, ModelPackage, OnnxInfo, sha256_file
 
 log = logging.getLogger(__name__)
 
 MIN_PSNR_DB = 30.0
 DEFAULT_SAMPLES = 64
-DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "horse2zebra"
 OP_TYPES = ["Conv"]  # ConvTranspose upsamples: it stays fp32
 UPSAMPLING = {"Resize", "Upsample", "ConvTranspose"}
 PASS_THROUGH = {"Pad", "Identity", "Cast"}  # between an upsampling step and its convolution
@@ -117,6 +119,12 @@ def weight_bits(graph: Path) -> int:
     return 7 if all(int(np.abs(w).max(initial=0)) <= 64 for w in weights) else 8
 
 
+def read_image(path: Path, size: int) -> np.ndarray:
+    """An image file as a (3, size, size) array, resized (not cropped) bicubically."""
+    with Image.open(path) as image:
+        return image_to_array(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
+
+
 def load_images(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], str]:
     """(the first `limit` images in name order, resized to size x size, sha256 of their bytes)."""
     if not folder.is_dir():
@@ -126,43 +134,71 @@ def load_images(folder: Path, size: int, limit: int | None) -> tuple[list[np.nda
         if limit is not None and len(images) == limit:
             break
         try:
-            with Image.open(file) as image:
-                resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+            images.append(read_image(file, size))
         except (UnidentifiedImageError, OSError):
             log.warning("%s: not an image Pillow reads; skipped", file)
             continue
-        images.append(image_to_array(resized))
         digest.update(file.read_bytes())
     if not images:
         raise FileNotFoundError(f"{folder}: no images")
     return images, digest.hexdigest()
 
 
-def quantize_direction(
-    package: ModelPackage,
-    direction: str,
-    data: Path,
-    samples: int,
-    staging: Path,
-    test_images: int | None = None,
-) -> Int8Info:
-    """Quantize one direction into `staging`, check it; raise QuantizeError below the gate."""
-    spec = package.direction(direction)
-    if spec.onnx is None:
+@dataclass(frozen=True)
+class GateImages:
+    """What one direction is calibrated on, and what its gate measures on."""
+
+    calibration: list[np.ndarray]
+    calibration_sha256: str
+    calibration_data: str  # as model.json names them
+    tests: list[np.ndarray]
+
+
+def data_set_images(
+    data: Path, side: str, size: int, samples: int, test_images: int | None
+) -> GateImages:
+    """DATA/train<side> to calibrate on, DATA/test<side> for the gate."""
+    calibration, digest = load_images(data / f"train{side}", size, samples)
+    tests, _ = load_images(data / f"test{side}", size, test_images)
+    return GateImages(calibration, digest, f"{data.name}/train{side}", tests)
+
+
+def example_images(package: ModelPackage, direction: str, size: int) -> GateImages:
+    """The direction's example photo (stored in the package), for calibration and gate alike."""
+    example = package.direction(direction).example
+    if example is None:
+        raise FileNotFoundError(
+            f"{direction} has no example photo to calibrate on: pass --calibration DIR (a data "
+            f"set with trainA/B and testA/B), or store examples first with python -m training "
+            f"example --package {package.path}"
+        )
+    path = package.path / example.input.file
+    photo = read_image(path, size)
+    return GateImages([photo], sha256_file(path), example.input.file, [photo])
+
+
+def fp32_graph(package: ModelPackage, direction: str) -> OnnxInfo:
+    """The record of the direction's fp32 ONNX graph; FileNotFoundError when it has none yet."""
+    graph = package.direction(direction).onnx
+    if graph is None:
         raise FileNotFoundError(
             f"{direction} has no ONNX graph yet: run python -m compile onnx "
             f"--package {package.path}"
         )
-    side = "A" if spec.source == package.manifest.domains[0] else "B"
-    size = served_resolution(spec.native_resolution)
-    calibration, calibration_sha256 = load_images(data / f"train{side}", size, samples)
-    fp32_path = package.path / spec.onnx.file
+    return graph
+
+
+def quantize_direction(
+    package: ModelPackage, direction: str, graph: OnnxInfo, images: GateImages, staging: Path
+) -> Int8Info:
+    """Quantize one direction into `staging`, check it; raise QuantizeError below the gate."""
+    fp32_path = package.path / graph.file
     prepared, target = staging / f"{direction}.pre.onnx", staging / f"{direction}.int8.onnx"
     # shape inference and graph fusions first, as ONNX Runtime's quantization guide asks
     with quiet_quantizer():
         quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
         quantize_static(
-            prepared, target, ImageReader(calibration),
+            prepared, target, ImageReader(images.calibration),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=OP_TYPES, per_channel=True,
             nodes_to_exclude=upsampling_convs(onnx.load(prepared)),
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
@@ -170,15 +206,17 @@ def quantize_direction(
         )  # fmt: skip
     prepared.unlink()
 
-    tests, _ = load_images(data / f"test{side}", size, test_images)
+    tests = images.tests
     fp32, int8 = OnnxRuntimeBackend(fp32_path), OnnxRuntimeBackend(target)
     reference = np.concatenate([fp32.translate(x[None]) for x in tests])
     quantized = np.concatenate([int8.translate(x[None]) for x in tests])
     psnr = psnr_db(reference, quantized)
+    size = tests[0].shape[-1]
     log.info(
         "%s: INT8 vs fp32 PSNR %.2f dB on %d test images at %dx%d (gate %.0f dB); "
-        "calibrated on %d images of %s/train%s",
-        direction, psnr, len(tests), size, size, MIN_PSNR_DB, len(calibration), data.name, side,
+        "calibrated on %d images of %s",
+        direction, psnr, len(tests), size, size, MIN_PSNR_DB, len(images.calibration),
+        images.calibration_data,
     )  # fmt: skip
     if not psnr >= MIN_PSNR_DB:
         raise QuantizeError(
@@ -188,39 +226,61 @@ def quantize_direction(
     return Int8Info(
         file=f"onnx/{direction}.int8.onnx",
         sha256=sha256_file(target),
-        source_sha256=spec.onnx.sha256,
+        source_sha256=graph.sha256,
         psnr_db=round(psnr, 2),
         min_psnr_db=MIN_PSNR_DB,
         test_images=len(tests),
-        calibration_data=f"{data.name}/train{side}",
-        calibration_images=len(calibration),
-        calibration_sha256=calibration_sha256,
+        calibration_data=images.calibration_data,
+        calibration_images=len(images.calibration),
+        calibration_sha256=images.calibration_sha256,
         weight_bits=weight_bits(target),
     )
 
 
+def gate_images(
+    package: ModelPackage,
+    direction: str,
+    data: Path | None,
+    samples: int,
+    test_images: int | None,
+) -> GateImages:
+    """The direction's images from DATA when given, else its example photo."""
+    spec = package.direction(direction)
+    size = served_resolution(spec.native_resolution)
+    if data is None:
+        return example_images(package, direction, size)
+    side = "A" if spec.source == package.manifest.domains[0] else "B"
+    return data_set_images(data, side, size, samples, test_images)
+
+
 def quantize_package(
     package: ModelPackage,
-    data: Path = DEFAULT_CALIBRATION,
+    data: Path | None = None,
     samples: int = DEFAULT_SAMPLES,
     test_images: int | None = None,
 ) -> dict[str, Int8Info]:
-    """Quantize every direction; write the graphs and model.json only if all pass the gate."""
+    """Quantize every direction; write the graphs and model.json only if all pass the gate.
+
+    `data`: a data set folder to calibrate and gate on; None: each direction's example photo.
+    """
     if samples < 1:
         raise ValueError(f"--samples must be at least 1, got {samples}")
+    names = list(package.manifest.directions)
+    graphs = {name: fp32_graph(package, name) for name in names}
+    if data is None:
+        log.info("no --calibration DIR: calibrating and gating on the package's example photos")
+    images = {name: gate_images(package, name, data, samples, test_images) for name in names}
     onnx_dir = package.path / "onnx"
     onnx_dir.mkdir(exist_ok=True)
     # staged beside the final files (same file system), so that moving them in is atomic
     with tempfile.TemporaryDirectory(dir=onnx_dir, prefix=".int8-") as tmp:
         results = {
-            name: quantize_direction(package, name, data, samples, Path(tmp), test_images)
-            for name in package.manifest.directions
+            name: quantize_direction(package, name, graphs[name], images[name], Path(tmp))
+            for name in names
         }
         for name, info in results.items():
             os.chmod(Path(tmp) / f"{name}.int8.onnx", 0o644)  # packages are read by other users
             os.replace(Path(tmp) / f"{name}.int8.onnx", package.path / info.file)
-            onnx = package.manifest.directions[name].onnx
-            if onnx is not None:  # always: quantize_direction refused a direction without one
-                onnx.int8 = info
+            graphs[name].int8 = info  # the manifest's own record
     package.save_manifest()
     return results

@@ -51,7 +51,9 @@ class Int8Info(FileRef):
     psnr_db: float = Field(description="vs the fp32 graph on the test images (pooled), measured")
     min_psnr_db: float = Field(description="the quality gate it had to pass")
     test_images: int = Field(ge=1)
-    calibration_data: str = Field(description="the data set's folder name and split")
+    calibration_data: str = Field(
+        description="the data set's folder name and split, or the package's example photo"
+    )
     calibration_images: int = Field(ge=1)
     calibration_sha256: str = Field(description="of the calibration images' bytes, in order")
     weight_bits: Literal[7, 8] = Field(

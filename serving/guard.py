@@ -31,7 +31,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving import imaging
+from serving import image_io
 from serving.errors import INTERNAL, OUTCOMES, ServiceError, error_response
 from serving.phases import SCOPE_KEY, Phases
 from serving.prometheus import IMAGE_MEMORY, IN_FLIGHT, REQUESTS, direction_label
@@ -152,10 +152,10 @@ class RequestGuard:
         scope, body, image = await self.reshape(scope, body, exchange)
         if self.in_flight >= self.settings.max_concurrency:
             raise ServiceError(429, "too many requests in flight; retry shortly")
-        size = imaging.peek_size(image)
+        size = image_io.peek_size(image)
         pixels = size[0] * size[1] if size else 0
         if size:
-            imaging.check_pixels(*size, self.settings.max_pixels)
+            image_io.check_pixels(*size, self.settings.max_pixels)
         cost = len(body) + pixels * PEAK_BYTES_PER_PIXEL
         if not self.memory.reserve(cost):
             raise ServiceError(503, "the server is busy with other large images; retry shortly")

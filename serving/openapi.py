@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.imaging import DECODED_FORMATS, FORMAT_ALIASES, FORMATS
+from serving.image_io import DECODED_FORMATS, FORMAT_ALIASES, FORMATS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 RETRY_AFTER = {

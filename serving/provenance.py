@@ -5,7 +5,7 @@ Each answer carries an XMP packet in its format's standard place (PNG iTXt
 "trainedAlgorithmicMedia", the software, the direction and the model's name and version, so
 tools and platforms that read provenance can tell the picture was made by a model. And each
 carries an sRGB ICC profile: inputs are converted to sRGB before translation
-(serving/imaging.py), so the colours mean the same on every screen.
+(serving/image_io.py), so the colours mean the same on every screen.
 """
 
 from __future__ import annotations

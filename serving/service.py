@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import aiohttp
 import anyio
 import bentoml
 import numpy as np
@@ -33,23 +32,20 @@ from bentoml.exceptions import ServiceUnavailable
 from bentoml.validators import ContentType
 from starlette.responses import Response
 
-from serving import bentoml_fixes, imaging, routes
+from serving import bentoml_fixes, image_io, routes
 from serving.batcher import Batcher, Overloaded
 from serving.errors import INTERNAL, ServiceError, error_response
+from serving.generator_client import GeneratorClient
 from serving.guard import RequestGuard
 from serving.metrics_server import serve_metrics
 from serving.phases import Phases, phases_of
-from serving.prometheus import KNOWN_DIRECTIONS, REQUEST_LATENCY
+from serving.prometheus import REQUEST_LATENCY
 from serving.provenance import Provenance
 from serving.settings import get_settings
 
 log = logging.getLogger("serving")
 settings = get_settings()
 bentoml_fixes.install()  # before BentoML builds the services' apps
-
-READY_CHECK_TIMEOUT_S = 3.0  # /readyz waits this long for the generator (probes allow more)
-CONNECT_ATTEMPTS = 4  # generator calls that could not connect (e.g. it is restarting)
-BACKOFF_S = 0.25  # first pause between attempts; it doubles each time
 
 
 class GenerateItem(bentoml.IODescriptor):
@@ -160,43 +156,18 @@ class Translator:
 
     def __init__(self) -> None:
         serve_metrics(settings.host, settings.metrics_port)  # the front runs one worker
-        self._directions: dict[str, Any] | None = None
-        self._not_ready_reason: str | None = None
+        self.client = GeneratorClient(self.generator)
         # Images being decoded, translated or encoded at once: enough to fill a batch while
         # another runs. The rest wait here, undecoded, and are shed (503) after the latency
         # goal: under overload no CPU goes to images that would be dropped anyway.
         self._work = asyncio.Semaphore(2 * settings.max_batch_size * settings.workers)
 
     async def describe(self) -> dict[str, Any]:
-        """The generator's description, cached once it is ready; 503 while it cannot answer."""
-        if self._directions is None or not self._directions["ready"]:
-            try:
-                self._directions = await self.generator.to_async.describe()
-            except Exception as error:
-                log.warning("the generator cannot describe itself yet: %r", error)
-                raise ServiceError(
-                    503, "the service is not ready: the generator is starting"
-                ) from None
-            if self._directions["ready"]:
-                KNOWN_DIRECTIONS.update(self._directions["directions"])
-        return self._directions
+        return await self.client.describe()
 
     async def readiness(self) -> str | None:
-        """None when ready, else why not. Asks the generator each time (it may restart)."""
-        try:
-            with anyio.fail_after(READY_CHECK_TIMEOUT_S):
-                info = await self.generator.to_async.describe()
-            reason = None if info["ready"] else "; ".join(info["problems"]) or "models loading"
-        except Exception as error:
-            log.debug("readiness check: %r", error)
-            reason = "the generator is not answering (starting or restarting)"
-        if reason != self._not_ready_reason:  # log changes, not every probe
-            if reason:
-                log.warning("not ready: %s", reason)
-            else:
-                log.info("ready")
-            self._not_ready_reason = reason
-        return reason
+        """None when ready, else why not (GET /readyz, serving/routes.py)."""
+        return await self.client.readiness()
 
     async def directions(self) -> dict[str, Any]:
         """What GET /directions answers (serving/routes.py): an example is offered by its
@@ -213,7 +184,7 @@ class Translator:
                 "max_pixels": settings.max_pixels,
                 "max_resolution": settings.max_resolution,
                 "max_batch_size": settings.max_batch_size,
-                "formats": list(imaging.FORMATS),
+                "formats": list(image_io.FORMATS),
             },
         }
 
@@ -245,22 +216,22 @@ class Translator:
                 404, f"unknown direction {direction!r}; this server has: {', '.join(valid)}"
             )
         described = info["directions"][direction]
-        size = imaging.working_size(
+        size = image_io.working_size(
             resolution, described["native_resolution"], settings.max_resolution
         )
         blend = strength < 1.0
         provenance = Provenance(direction, described["model"], described["version"])
 
-        def decode_and_fit() -> imaging.Prepared:
-            image, full_size = imaging.decode(data, settings.max_pixels, size, fmt)
-            prepared = imaging.prepare(image, full_size, size)
+        def decode_and_fit() -> image_io.Prepared:
+            image, full_size = image_io.decode(data, settings.max_pixels, size, fmt)
+            prepared = image_io.prepare(image, full_size, size)
             if blend:
-                return imaging.with_original(prepared, data, settings.max_pixels, fmt)
+                return image_io.with_original(prepared, data, settings.max_pixels, fmt)
             return prepared
 
-        def restore_and_encode(translated: np.ndarray, prepared: imaging.Prepared) -> bytes:
-            restored = imaging.restore(translated, prepared, strength)
-            return imaging.encode(restored, fmt, provenance)
+        def restore_and_encode(translated: np.ndarray, prepared: image_io.Prepared) -> bytes:
+            restored = image_io.restore(translated, prepared, strength)
+            return image_io.encode(restored, fmt, provenance)
 
         try:
             with anyio.fail_after(settings.max_latency_ms / 1000):
@@ -272,7 +243,7 @@ class Translator:
             prepared = await anyio.to_thread.run_sync(decode_and_fit)
             began = phases.since("decode", began)
             item = GenerateItem(direction=direction, canvas=prepared.canvas)
-            generated = await self.generate(item)
+            generated = await self.client.generate(item)
             phases.add("queue", generated.queue_s)
             phases.add("infer", generated.infer_s)
             began = phases.since("hop", began + generated.queue_s + generated.infer_s)
@@ -282,35 +253,6 @@ class Translator:
             return body
         finally:
             self._work.release()
-
-    async def generate(self, item: GenerateItem) -> Generated:
-        """One image through the generator, with bounded retries and backoff.
-
-        A connection that could not be made (the generator is restarting) is retried up to
-        CONNECT_ATTEMPTS times, pausing BACKOFF_S, then twice that, and so on. One dropped
-        after the image was sent (a keep-alive race, or the generator died mid-batch) is
-        retried once only, so an image that kills the generator cannot do it again and again.
-        """
-        dropped = 0
-        for attempt in range(CONNECT_ATTEMPTS):
-            try:
-                return await self.generator.to_async.generate(item=item)
-            except aiohttp.ClientConnectorError as error:  # never connected: nothing was sent
-                reason = error
-            except aiohttp.ClientError as error:  # sent, then the connection or answer broke
-                dropped += 1
-                reason = error
-                if dropped > 1:
-                    break
-            except ServiceUnavailable:  # the batcher shed it: it waited past max_latency_ms
-                raise ServiceError(503, "the server is overloaded; retry shortly") from None
-            except TimeoutError:
-                raise ServiceError(503, "the generator did not answer in time") from None
-            if attempt + 1 < CONNECT_ATTEMPTS:
-                log.warning("generator call failed (%r); retry %d", reason, attempt + 1)
-                await asyncio.sleep(BACKOFF_S * 2**attempt)
-        log.error("generator unreachable: %r", reason)
-        raise ServiceError(503, "the generator is unavailable (restarting?); retry shortly")
 
     async def answer(
         self,
@@ -326,7 +268,7 @@ class Translator:
         started = time.perf_counter()
         phases = phases_of(ctx.request.scope)
         try:
-            fmt = imaging.pick_format(fmt_query, accept)
+            fmt = image_io.pick_format(fmt_query, accept)
             asked = parse_resolution(resolution)
             body = await self.run(direction, data, fmt, asked, phases, parse_strength(strength))
         except Exception as error:
@@ -340,7 +282,7 @@ class Translator:
         REQUEST_LATENCY.labels(direction).observe(time.perf_counter() - started)
         ctx.response.status_code = 200
         timing = phases.finish()
-        return Response(body, media_type=imaging.FORMATS[fmt], headers={"Server-Timing": timing})
+        return Response(body, media_type=image_io.FORMATS[fmt], headers={"Server-Timing": timing})
 
     @bentoml.api(route="/translate/{direction}")
     async def translate(

@@ -15,38 +15,10 @@ from cyclegan.package import PackageError, write_json_atomic
 from training.checkpoint import checkpoint_path, load_checkpoint
 from training.config import TrainConfig, read_config_file, resolve_config
 from training.data import DataError
+from training.distill.student import DistillConfig, distill
+from training.flags import add_model_flags, given_values
 
 log = logging.getLogger("training")
-
-# Flags that map one-to-one onto TrainConfig fields (dashes become underscores).
-TRAIN_FLAGS: dict[str, type] = {
-    "image-size": int,
-    "load-size": int,
-    "ngf": int,
-    "n-blocks": int,
-    "ndf": int,
-    "n-layers": int,
-    "batch-size": int,
-    "epochs": int,
-    "epochs-decay": int,
-    "max-steps": int,
-    "max-minutes": float,
-    "init-from": Path,
-    "lr": float,
-    "lambda-cycle": float,
-    "lambda-identity": float,
-    "lambda-gan": float,
-    "lambda-content": float,
-    "ema": float,
-    "val-fraction": float,
-    "val-every": int,
-    "pool-size": int,
-    "log-every": int,
-    "checkpoint-every": int,
-    "sample-every": int,
-    "seed": int,
-    "workers": int,
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a CycleGAN on DIR/trainA and DIR/trainB")
-    train.add_argument("--data", type=Path, help="folder with trainA/ and trainB/")
     train.add_argument(
         "--out", type=Path, required=True, help="run folder (checkpoints, logs, package)"
     )
@@ -63,85 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="YAML or JSON file of settings; flags override it"
     )
     train.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
-    train.add_argument(
-        "--domains", nargs=2, metavar=("A", "B"), help="domain names, e.g. horse zebra"
-    )
-    train.add_argument("--name", help="package name (default A2B)")
-    train.add_argument("--gan-loss", choices=["lsgan", "vanilla", "hinge"])
-    train.add_argument("--device", help="auto, cpu, cuda")
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    train.add_argument(
-        "--upsample", choices=["deconv", "resize"],
-        help="generator upsampling: transposed conv (reference) or resize-conv (no checkerboard)",
-    )  # fmt: skip
-    train.add_argument(
-        "--d-norm", choices=["instance", "spectral"],
-        help="discriminator normalisation: instance (reference) or spectral (Miyato et al. 2018)",
-    )  # fmt: skip
-    train.add_argument(
-        "--d-arch", choices=["patch", "projected", "both"],
-        help="discriminator: PatchGAN (reference), projected (heads on frozen ImageNet features, "
-        "Projected GAN), or both",
-    )  # fmt: skip
-    train.add_argument(
-        "--feature-network", choices=["lite0", "lite1"],
-        help="the frozen EfficientNet-Lite of --d-arch projected and --lambda-content (lite0)",
-    )  # fmt: skip
-    train.add_argument(
-        "--diffaugment",
-        type=lambda text: tuple(filter(None, text.split(","))),
-        metavar="LIST",
-        help="DiffAugment (Zhao et al. 2020) for the discriminators' real and fake inputs: "
-        "a comma list of color, translation, cutout",
-    )
-    train.add_argument(
-        "--lambda-cycle-b", type=float, metavar="W",
-        help="weight of the B->A->B cycle (default: --lambda-cycle). To rebuild a zebra from its "
-        "horse, the horse must keep traces of the stripes: the reason zebra2horse keeps them. "
-        "A lower weight (e.g. 5) lets it remove them, at some cost to that cycle's fidelity",
-    )  # fmt: skip
-    train.add_argument(
-        "--d-warmup-steps", type=int, metavar="N",
-        help="train only the discriminators for the first N steps. A package carries no "
-        "discriminators, so --init-from starts fresh ones; until they learn, the cycle and "
-        "identity losses alone pull the generators back toward copying their input",
-    )  # fmt: skip
-    train.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=None)
-    for flag, kind in TRAIN_FLAGS.items():
-        train.add_argument(f"--{flag}", type=kind)
+    add_model_flags(train, TrainConfig)  # --data may come from --config
 
     distill = commands.add_parser(
         "distill", help="train a small fast student that reproduces a teacher package"
     )
-    distill.add_argument("--teacher", type=Path, required=True, help="the teacher model package")
-    distill.add_argument("--data", type=Path, required=True, help="folder with trainA/ and trainB/")
     distill.add_argument(
         "--out", type=Path, required=True, help="run folder; package in OUT/package"
     )
-    distill.add_argument("--arch", choices=["resnet", "mobile"], help="student blocks (mobile)")
-    distill.add_argument("--ngf", type=int, help="student filters in the first layer (16)")
-    distill.add_argument("--n-blocks", type=int, help="student residual blocks (6)")
-    distill.add_argument("--steps", type=int, help="training steps (6000)")
-    distill.add_argument("--suffix", help="appended to its direction names (-fast)")
-    distill.add_argument("--image-size", type=int, help="training crop (128)")
-    distill.add_argument("--load-size", type=int, help="shorter side before cropping (256)")
-    distill.add_argument("--precision", choices=["auto", "fp32", "bf16"])
-    distill.add_argument("--max-minutes", type=float, help="stop and package after this long")
-    distill.add_argument(
-        "--init-from", type=Path, help="an earlier student package to continue from (same size)"
-    )
-    distill.add_argument("--log-every", type=int)
-    distill.add_argument("--lr", type=float, help="Adam's learning rate (2e-4)")
-    distill.add_argument(
-        "--lambda-gan", type=float,
-        help="weight of a fresh critic telling the teacher's output from the student's (0: none)",
-    )  # fmt: skip
-    distill.add_argument("--critic-ndf", type=int, help="the critics' first-layer filters (32)")
-    distill.add_argument(
-        "--only", metavar="DIRECTION",
-        help="train this teacher direction's student alone (e.g. horse2zebra); the other is "
-        "copied from --init-from unchanged",
-    )  # fmt: skip
+    add_model_flags(distill, DistillConfig, required=("teacher", "data"))
 
     interpolate = commands.add_parser(
         "interpolate", help="a package whose weights are alpha * A + (1 - alpha) * B"
@@ -227,25 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> int:
     from training.train import train
 
-    flag_values = {
-        name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name in TRAIN_FLAGS
-    }
-    flag_values.update(
-        data=args.data,
-        domains=args.domains,
-        name=args.name,
-        gan_loss=args.gan_loss,
-        device=args.device,
-        precision=args.precision,
-        upsample=args.upsample,
-        d_norm=args.d_norm,
-        d_arch=args.d_arch,
-        feature_network=args.feature_network,
-        lambda_cycle_b=args.lambda_cycle_b,
-        d_warmup_steps=args.d_warmup_steps,
-        diffaugment=args.diffaugment,
-        flip=args.flip,
-    )
+    flag_values = given_values(args, TrainConfig)
     file_values = read_config_file(args.config) if args.config else {}
     base = None
     if args.resume:
@@ -266,15 +149,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from training.distill.student import DistillConfig, distill
-
-    fields = (
-        "teacher", "data", "arch", "ngf", "n_blocks", "steps", "suffix", "image_size",
-        "load_size", "precision", "max_minutes", "log_every", "init_from", "lr", "lambda_gan",
-        "critic_ndf", "only",
-    )  # fmt: skip
-    values = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
-    distill(DistillConfig.model_validate(values), args.out, args.argv)
+    config = DistillConfig.model_validate(given_values(args, DistillConfig))
+    distill(config, args.out, args.argv)
     return 0
 
 

@@ -1,8 +1,8 @@
 """The adversarial state carried across machines: discriminators beside a package.
 
-A package holds generators only. A run grown from one (`--init-from`) used to start fresh
-discriminators and first lose ground while they learned what the generators already made.
-So training writes its discriminators beside the package, `<package>.adversary.safetensors`
+A package holds generators only. A run grown from one (`--init-from`) with fresh
+discriminators first loses ground while they learn what the generators already make. So
+training writes its discriminators beside the package, `<package>.adversary.safetensors`
 (fp16, a sibling file, never inside the package: serving never loads it, and the container
 images leave it out), and `--init-from` restores them when the file is there and fits.
 """

@@ -1,4 +1,39 @@
-"""DiffAugment (Zhao et al. 2020): differentiable augmentation of the discriminators' inputs.
+# The transforms below follow DiffAugment_pytorch.py of github.com/mit-han-lab/data-efficient-gans,
+# under this licence (BSD-2-Clause):
+#
+# Copyright (c) 2020, Shengyu Zhao, Zhijian Liu, Ji Lin, Jun-Yan Zhu, and Song Han
+# All rights reserved.
+#
+# Redistribution and use in source and binary forms, with or without
+# modification, are permitted provided that the following conditions are met:
+#
+# * Redistributions of source code must retain the above copyright notice, this
+#   list of conditions and the following disclaimer.
+#
+# * Redistributions in binary form must reproduce the above copyright notice,
+#   this list of conditions and the following disclaimer in the documentation
+#   and/or other materials provided with the distribution.
+#
+# THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+# AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+# IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+# DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+# FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+# DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+# SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+# CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+# OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+# OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+"""DiffAugment: differentiable augmentation of the discriminators' inputs.
+
+Zhao, Liu, Lin, Zhu and Han, "Differentiable Augmentation for Data-Efficient GAN Training",
+NeurIPS 2020 (arXiv:2006.10738). The three transforms follow the authors' reference code,
+`DiffAugment_pytorch.py` in https://github.com/mit-han-lab/data-efficient-gans (BSD-2-Clause;
+its notice is at the top of this file): `color` is its rand_brightness, rand_saturation and
+rand_contrast with the same ranges, `translation` its rand_translation (a shift of up to an
+eighth of the size, by indexing a zero-padded copy) and `cutout` its rand_cutout (a zeroed
+square half the size, at the same offsets). Written here with typed, named steps and a boolean
+mask for the cutout; `diff_augment` takes the policy as a sequence of names.
 
 The same random transforms are applied to real and fake images wherever a discriminator
 sees them (its own step and the generators' adversarial term), so it cannot tell them apart

@@ -6,7 +6,7 @@ from pathlib import Path
 from compile.__main__ import main
 from compile.benchmark import HEADING
 from cyclegan.benchmarks_file import write_section
-from tests.builders import SMALL, make_package
+from tests.builders import FIXTURES, SMALL, make_package
 
 
 def test_quick_benchmark_writes_its_section_and_figures(tmp_path: Path) -> None:
@@ -14,6 +14,7 @@ def test_quick_benchmark_writes_its_section_and_figures(tmp_path: Path) -> None:
     out, figures = tmp_path / "BENCHMARKS.md", tmp_path / "runtimes.json"
     out.write_text("# Benchmarks\n\n## 1. Runtimes (256x256)\n\nold\n\n## 2. Other\n\nkept\n")
     argv = ["benchmark", "--package", str(package), "--quick", "--out", str(out)]
+    argv += ["--calibration", str(FIXTURES)]
     assert main([*argv, "--figures", str(figures)]) == 0
     text = out.read_text()
     assert "\nold\n" not in text and "## 2. Other\n\nkept\n" in text

@@ -1,5 +1,6 @@
 """`python -m compile quantize`: a static INT8 graph beside the fp32 one, behind a PSNR gate."""
 
+import hashlib
 import json
 import platform
 from pathlib import Path
@@ -19,7 +20,12 @@ from cyclegan.cpu_features import X86, x86_without_vnni
 from cyclegan.generator import GeneratorConfig
 from cyclegan.imaging import image_to_array, psnr_db
 from cyclegan.package import PackageError, load_package
-from tests.builders import SMALL, make_package, real_images
+from tests.builders import FIXTURES, SMALL, make_package, real_images, tiny_pair
+
+
+def quantize_on_fixtures(package: Path, *flags: str) -> int:
+    """`compile quantize` calibrated on the fixture images, with the PSNR gate on theirs."""
+    return main(["quantize", "--package", str(package), "--calibration", str(FIXTURES), *flags])
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ def compiled(tmp_path: Path) -> Path:
 
 
 def test_quantize_writes_an_int8_graph_that_passed_its_gate(compiled: Path) -> None:
-    assert main(["quantize", "--package", str(compiled), "--samples", "4"]) == 0
+    assert quantize_on_fixtures(compiled, "--samples", "4") == 0
     package = load_package(compiled)  # hashes of the INT8 graphs are checked here
     for name, side in (("horse2zebra", "A"), ("zebra2horse", "B")):
         exported = package.direction(name).onnx
@@ -61,7 +67,7 @@ def test_a_graph_below_the_gate_is_refused_and_nothing_is_written(
     manifest = (compiled / "model.json").read_bytes()
     before = sorted(p.name for p in (compiled / "onnx").iterdir())
     monkeypatch.setattr(quantize, "MIN_PSNR_DB", 99.0)
-    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 2
+    assert quantize_on_fixtures(compiled, "--samples", "2") == 2
     assert "below the 99 dB gate; nothing was written" in caplog.text
     assert "dB PSNR against fp32 on 8 test images" in caplog.text  # the measured figure
     assert (compiled / "model.json").read_bytes() == manifest
@@ -78,8 +84,31 @@ def test_quantize_needs_an_onnx_graph_and_real_images(
     assert "trainA: no such folder" in caplog.text
 
 
+def test_without_a_data_set_it_calibrates_on_the_package_examples(tmp_path: Path) -> None:
+    package = tiny_pair(tmp_path / "h2z", ("horse", "zebra"))
+    assert main(["quantize", "--package", str(package)]) == 0
+    loaded = load_package(package)
+    for name in ("horse2zebra", "zebra2horse"):
+        exported = loaded.direction(name).onnx
+        assert exported is not None and exported.int8 is not None
+        int8, photo = exported.int8, f"examples/{name}.input.jpg"
+        assert (int8.calibration_data, int8.calibration_images, int8.test_images) == (photo, 1, 1)
+        assert int8.calibration_sha256 == hashlib.sha256((package / photo).read_bytes()).hexdigest()
+        assert int8.psnr_db >= 30.0
+
+
+def test_without_a_data_set_or_examples_it_says_what_to_pass(
+    compiled: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = (compiled / "model.json").read_bytes()
+    assert main(["quantize", "--package", str(compiled)]) == 2
+    assert "horse2zebra has no example photo to calibrate on: pass --calibration DIR" in caplog.text
+    assert (compiled / "model.json").read_bytes() == manifest
+    assert not [p for p in (compiled / "onnx").iterdir() if ".int8" in p.name]
+
+
 def test_int8_records_are_checked_on_load(compiled: Path) -> None:
-    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    assert quantize_on_fixtures(compiled, "--samples", "2") == 0
     path = compiled / "model.json"
     good = json.loads(path.read_text())
 
@@ -106,13 +135,13 @@ def test_an_older_8_bit_graph_is_not_served_by_auto_on_a_cpu_without_vnni(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Graphs quantized before weights used 7 bits saturate on CPUs without VNNI."""
+    """Graphs with 8-bit weights saturate on CPUs without VNNI, so auto serves fp32 there."""
     avx2, vnni = tmp_path / "avx2", tmp_path / "vnni"
     avx2.write_text("processor : 0\nflags : fpu sse avx2 fma\n")
     vnni.write_text("processor : 0\nflags : fpu sse avx2 avx512f avx512_vnni\n")
     assert x86_without_vnni(avx2) and not x86_without_vnni(vnni)
     assert not x86_without_vnni(tmp_path / "absent")  # unknown: the recorded gate stands
-    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    assert quantize_on_fixtures(compiled, "--samples", "2") == 0
 
     def precision(cpuinfo: Path, asked: str = "auto") -> str:
         package = load_package(compiled)
@@ -125,7 +154,7 @@ def test_an_older_8_bit_graph_is_not_served_by_auto_on_a_cpu_without_vnni(
     assert "8-bit weights" not in caplog.text
     path = compiled / "model.json"
     manifest = json.loads(path.read_text())
-    del manifest["directions"]["horse2zebra"]["onnx"]["int8"]["weight_bits"]  # an older record
+    del manifest["directions"]["horse2zebra"]["onnx"]["int8"]["weight_bits"]  # reads as 8 bits
     path.write_text(json.dumps(manifest))
     assert precision(vnni) == "int8"
     assert precision(avx2) == "fp32"
@@ -140,7 +169,7 @@ def test_an_older_8_bit_graph_is_not_served_by_auto_on_a_cpu_without_vnni(
 
 
 def test_a_new_onnx_export_drops_the_stale_int8_graph(compiled: Path) -> None:
-    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    assert quantize_on_fixtures(compiled, "--samples", "2") == 0
     assert main(["onnx", "--package", str(compiled)]) == 0
     onnx = load_package(compiled).direction("horse2zebra").onnx
     assert onnx is not None and onnx.int8 is None
@@ -148,7 +177,7 @@ def test_a_new_onnx_export_drops_the_stale_int8_graph(compiled: Path) -> None:
 
 
 def test_verify_has_an_int8_row(compiled: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["quantize", "--package", str(compiled), "--samples", "2"]) == 0
+    assert quantize_on_fixtures(compiled, "--samples", "2") == 0
     argv = ["verify", "--package", str(compiled), "--batches", "1", "--repeats", "1"]
     assert main(argv) == 0
     table = capsys.readouterr().out
@@ -165,7 +194,7 @@ def test_the_upsampling_path_stays_fp32(tmp_path: Path) -> None:
     excluded = quantize.upsampling_convs(model)
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     assert len(excluded) == 2 and set(excluded) < set(convs)  # two upsampling steps
-    assert main(["quantize", "--package", str(package), "--samples", "2"]) == 0
+    assert quantize_on_fixtures(package, "--samples", "2") == 0
     int8 = onnx.load(package / "onnx" / "horse2zebra.int8.onnx")
     quantized = {n.output[0] for n in int8.graph.node if n.op_type == "DequantizeLinear"}
     for node in int8.graph.node:

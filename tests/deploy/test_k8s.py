@@ -429,7 +429,7 @@ def test_pods_are_locked_down_and_bounded(overlay: str) -> None:
 @needs_kubectl
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_wait_longer_than_the_readiness_check(overlay: str) -> None:
-    from serving.service import READY_CHECK_TIMEOUT_S
+    from serving.generator_client import READY_CHECK_TIMEOUT_S
 
     container = pod_spec(render(overlay))["containers"][0]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):

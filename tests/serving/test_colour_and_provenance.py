@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from serving import imaging
+from serving import image_io
 from serving.provenance import DIGITAL_SOURCE_TYPE, SOFTWARE
 from tests.builders import real_images
 from tests.serverlib import Server
@@ -110,7 +110,7 @@ def test_a_wide_gamut_photo_keeps_its_colours(server: Server) -> None:
     assert np.abs(pixels(post(server, wide, "?strength=0")) - in_srgb).max() <= 2.0
     # what the model is given: the canvas, made at the working resolution
     canvases = [
-        imaging.prepare(*imaging.decode(data, 10**8, 64, "png"), 64).canvas.astype(float)
+        image_io.prepare(*image_io.decode(data, 10**8, 64, "png"), 64).canvas.astype(float)
         for data in (wide, png(in_srgb), png(Image.fromarray(values)))
     ]
     # The service resizes in the photo's own space, then converts (memory: never a converted

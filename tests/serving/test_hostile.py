@@ -49,7 +49,7 @@ def post(server: Server, path: str, **kwargs: object) -> httpx.Response:
 def test_large_images_stay_within_the_memory_budget(tmp_path: Path, model_dir: Path) -> None:
     """Six near-limit 16-bit images at once: some are served, the rest get 503 + Retry-After,
     and the processes' memory grows by no more than the image-memory budget (plus slack for
-    the allocator). Before: every image decoded at once, with float64 copies (GiBs)."""
+    the allocator). Bug guarded: every image decoded at once, with float64 copies (GiBs)."""
     budget_mb = 400
     server = start_server(
         model_dir,
@@ -130,7 +130,7 @@ def test_junk_paths_do_not_grow_the_metrics(server: Server) -> None:
 
 
 def test_idle_uploads_hold_no_slot_and_get_408(server: Server) -> None:
-    """Before: 70 uploads that never sent their body held every in-flight slot (429)."""
+    """Bug guarded: 70 uploads that never sent their body held every in-flight slot (429)."""
     request = (
         b"POST /translate/horse2zebra HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
         b"Content-Length: 9999\r\n\r\n"
@@ -162,7 +162,7 @@ def test_idle_uploads_hold_no_slot_and_get_408(server: Server) -> None:
     ids=["no-boundary", "schemathesis-body"],
 )
 def test_broken_forms_are_400_at_once(server: Server, content_type: str, body: bytes) -> None:
-    """Before: the form error escaped the guard; BentoML's timeout layer hung 60 s, then 500."""
+    """Bug guarded: the form error escaped the guard; BentoML's timeout layer hung 60 s (500)."""
     for path in ("/translate/horse2zebra", "/translate"):
         response = httpx.post(
             f"{server.url}{path}", content=body, headers={"content-type": content_type}, timeout=20
@@ -175,7 +175,7 @@ def test_broken_forms_are_400_at_once(server: Server, content_type: str, body: b
 
 
 def test_forms_need_exactly_one_image_file(server: Server) -> None:
-    """Before: a text `image` field after a file reached BentoML's URL-fetch path (500)."""
+    """Bug guarded: a text `image` field after a file reached BentoML's URL-fetch path (500)."""
     data = real_images("testA", 1)[0].read_bytes()
     url_field = ("image", (None, "http://127.0.0.1:1/a.jpg"))
     file_field = ("image", ("a.jpg", data, "image/jpeg"))
@@ -201,7 +201,7 @@ def test_forms_need_exactly_one_image_file(server: Server) -> None:
 def test_answers_the_format_cannot_hold_are_refused_before_inference(
     server: Server, size: tuple[int, int], fmt: str
 ) -> None:
-    """Before: 500 after inference ran (WebP stops at 16,383 px a side, JPEG at 65,500)."""
+    """Bug guarded: 500 after inference ran (WebP stops at 16,383 px a side, JPEG at 65,500)."""
     passes = metric(server.metrics_url, "cyclegan_inference_duration_seconds_count")
     response = post(
         server,
@@ -232,7 +232,7 @@ def ppm() -> bytes:
 
 @pytest.mark.parametrize("data", [EPS, ppm()], ids=["eps", "ppm"])
 def test_formats_outside_the_allowlist_are_415(server: Server, data: bytes) -> None:
-    """Before: an EPS labelled image/png reached Pillow's EPS decoder (Ghostscript)."""
+    """Bug guarded: an EPS labelled image/png reached Pillow's EPS decoder (Ghostscript)."""
     response = post(server, "/translate/horse2zebra", content=data, headers=PNG)
     assert response.status_code == 415, response.text
     assert "PNG, JPEG, WEBP, GIF, TIFF, BMP" in response.json()["error"]
@@ -248,7 +248,7 @@ def lone_request(server: Server, data: bytes) -> None:
 
 @pytest.mark.slow
 def test_a_lone_request_after_a_burst_runs_alone_at_once(tmp_path: Path) -> None:
-    """Before: BentoML's adaptive batcher learned to wait during a burst and kept waiting
+    """Bug guarded: BentoML's adaptive batcher learned to wait during a burst and kept waiting
     for batches that no longer came. Here the burst forms batches of several images; once it
     has drained, each lone request runs at once as a batch of its own. How fast a lone
     request is after load is measured by `make soak` (BENCHMARKS.md), not asserted. The
@@ -303,7 +303,7 @@ def wait_until_idle(server: Server, limit_s: float = 120) -> None:
 
 
 def test_every_refusal_is_counted(server: Server) -> None:
-    """Before: the guard's 413/415/429 never reached cyclegan_requests_total."""
+    """Bug guarded: the guard's 413/415/429 never reached cyclegan_requests_total."""
 
     def count(outcome: str) -> float:
         return metric(

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from compile.__main__ import main as compile_main
-from tests.builders import SMALL, make_package, real_images
+from tests.builders import FIXTURES, SMALL, make_package, real_images
 from tests.serverlib import start_server, stop_server, wait_until
 
 
@@ -15,7 +15,8 @@ def test_int8_precision_serves_the_int8_graph(tmp_path: Path) -> None:
     models = tmp_path / "models"
     package = make_package(models / "horse2zebra", SMALL)
     assert compile_main(["onnx", "--package", str(package)]) == 0
-    assert compile_main(["quantize", "--package", str(package), "--samples", "4"]) == 0
+    quantize = ["quantize", "--package", str(package), "--calibration", str(FIXTURES)]
+    assert compile_main([*quantize, "--samples", "4"]) == 0
     server = start_server(models, tmp_path / "server", {"CYCLEGAN_PRECISION": "int8"})
     try:
         wait_until(server, "/readyz", 200)

@@ -12,7 +12,7 @@ ERROR_STATUSES = {"400", "404", "406", "413", "415", "429", "503"}
 
 
 def test_openapi_document_is_valid_and_complete(server: Server) -> None:
-    """Before: BentoML's document did not declare `direction` (schemathesis stopped)."""
+    """Bug guarded: BentoML's document did not declare `direction` (schemathesis stopped)."""
     document = httpx.get(f"{server.url}/docs.json", timeout=30).json()
     validate(document)  # raises with the first problem
     translate = document["paths"]["/translate/{direction}"]["post"]

@@ -36,7 +36,7 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_misspelt_settings_are_refused_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: CYCLEGAN_MAX_CONCURENCY=1 was silently ignored."""
+    """Bug guarded: CYCLEGAN_MAX_CONCURENCY=1 was silently ignored."""
     monkeypatch.setenv("CYCLEGAN_MAX_CONCURENCY", "1")
     with pytest.raises(
         SettingsError, match=r"CYCLEGAN_MAX_CONCURENCY \(did you mean CYCLEGAN_MAX_CONCURRENCY\?\)"

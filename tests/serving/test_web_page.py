@@ -161,7 +161,7 @@ def test_strength_and_compare_change_the_picture_at_once(page: Any, server: Serv
 
 
 def test_a_network_error_is_shown(page: Any) -> None:
-    """Before: "translating…" stayed forever."""
+    """Bug guarded: "translating…" stayed forever."""
     open_page(page)
     page.route("**/translate/**", lambda route: route.abort("failed"))
     choose_image(page)
@@ -204,7 +204,7 @@ def test_a_503_is_retried_by_its_retry_after(page: Any) -> None:
 
 
 def test_an_older_answer_never_replaces_a_newer_one(page: Any) -> None:
-    """Before: changing a setting during a request let the older answer win when it came."""
+    """Bug guarded: changing a setting during a request let the older answer win when it came."""
     open_page(page)
     held: list[Any] = []
 
@@ -298,7 +298,7 @@ def test_the_page_has_no_serious_accessibility_violations(browser: Any, server: 
 
 
 def test_the_file_picker_is_reachable_by_keyboard(page: Any) -> None:
-    """Before: the picker was a <label> for a hidden input: Tab never reached it."""
+    """Bug guarded: the picker was a <label> for a hidden input: Tab never reached it."""
     # Playwright turns file-chooser interception on, without waiting, when the first listener
     # is added: add one now, so that it is on long before Enter (else a race: no event).
     page.on("filechooser", lambda chooser: None)
@@ -344,7 +344,7 @@ URL.revokeObjectURL = (url) => { window.revoked.push(url); revoke(url); };
 
 
 def test_object_urls_are_revoked(page: Any) -> None:
-    """Before: every translation left two blobs behind for the page's lifetime."""
+    """Bug guarded: every translation left two blobs behind for the page's lifetime."""
     page.add_init_script(INIT_COUNT_URLS)
     open_page(page)
     for _ in range(3):

@@ -5,16 +5,17 @@ teacher's translation of the training images of that direction's source domain. 
 GAN Compression's (Li et al. 2020): an L1 between the outputs, plus feature matching, where a
 learned 1x1 convolution maps the student's residual trunk (middle and end) onto the teacher's
 and the distance between them is penalised, plus, with `--lambda-gan`, an adversarial term
-from a fresh critic (`training/distill/critic.py`). The student is
-written as an ordinary package under its own name, serving its own direction names
-(`horse2zebra-fast`), so it runs beside its teacher.
+from a fresh critic (`training/distill/critic.py`). The student is written as an ordinary
+package under its own name, serving its own direction names (`horse2zebra-fast`), so it runs
+beside its teacher.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,28 +48,45 @@ MAC_RESOLUTION = 256  # MACs are quoted per 256x256 image
 
 
 class DistillConfig(BaseModel):
+    """The settings of `python -m training distill`: each field is a flag (`training/flags.py`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    teacher: Path
-    data: Path
-    arch: str = Field("mobile", pattern="^(resnet|mobile)$")
-    ngf: int = Field(16, ge=1)
-    n_blocks: int = Field(6, ge=1)
-    suffix: str = Field("-fast", pattern=r"^(-[a-z0-9]+)+$")
-    load_size: int = Field(256, ge=4)
-    image_size: int = Field(128, ge=4)
-    steps: int = Field(6000, ge=1)
-    lr: float = Field(2e-4, gt=0)
-    lambda_l1: float = Field(10.0, ge=0)
-    lambda_features: float = Field(1.0, ge=0)
-    lambda_gan: float = Field(0.0, ge=0)  # 0: no critics
-    critic_ndf: int = Field(32, ge=1)
-    max_minutes: float | None = Field(None, gt=0)
-    init_from: Path | None = None  # a student package to continue from (same arch and size)
-    only: str | None = None  # train this teacher direction alone; the other comes from init_from
-    precision: str = Field("fp32", pattern="^(auto|fp32|bf16)$")
-    log_every: int = Field(50, ge=1)
-    seed: int = 0
+    teacher: Path = Field(description="the teacher model package")
+    data: Path = Field(description="folder with trainA/ and trainB/")
+    arch: Literal["resnet", "mobile"] = Field("mobile", description="student blocks")
+    ngf: int = Field(16, ge=1, description="student filters in the first layer")
+    n_blocks: int = Field(6, ge=1, description="student residual blocks")
+    suffix: str = Field(
+        "-fast", pattern=r"^(-[a-z0-9]+)+$", description="appended to its direction names"
+    )
+    load_size: int = Field(256, ge=4, description="shorter side before cropping")
+    image_size: int = Field(128, ge=4, description="training crop")
+    steps: int = Field(6000, ge=1, description="training steps")
+    lr: float = Field(2e-4, gt=0, description="Adam's learning rate")
+    lambda_l1: float = Field(10.0, ge=0, description="weight of the L1 to the teacher's output")
+    lambda_features: float = Field(
+        1.0, ge=0, description="weight of the feature matching on the residual trunks"
+    )
+    lambda_gan: float = Field(
+        0.0, ge=0, description="weight of a fresh critic telling the teacher's output from the "
+        "student's (0: none)",
+    )  # fmt: skip
+    critic_ndf: int = Field(32, ge=1, description="the critics' first-layer filters")
+    max_minutes: float | None = Field(None, gt=0, description="stop and package after this long")
+    init_from: Path | None = Field(
+        None, description="an earlier student package to continue from (same size)"
+    )
+    only: str | None = Field(
+        None, json_schema_extra={"metavar": "DIRECTION"},
+        description="train this teacher direction's student alone (e.g. horse2zebra); the other "
+        "is copied from --init-from unchanged",
+    )  # fmt: skip
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32", description="auto: mixed precision on a GPU, bf16 on a CPU with native bf16"
+    )
+    log_every: int = Field(50, ge=1, description="steps between loss log lines")
+    seed: int = Field(0, description="the run's random seed")
 
 
 def trunk_features(net: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
@@ -121,72 +139,78 @@ def distill_loss(
 
 
 def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackage:
-    """Train both students and write RUN/package; return it."""
+    """Train the students and write RUN/package; return it."""
     torch.manual_seed(config.seed)
     device = pick_device("auto", 0)
-    autocast = pick_autocast(config.precision, device)
-    placement = Placement(device, autocast, 0, 1)
-    teacher_package = load_package(config.teacher)
-    domains = teacher_package.manifest.domains
-    between = teacher_package.manifest.direction_between
+    placement = Placement(device, pick_autocast(config.precision, device), 0, 1)
+    teacher = load_package(config.teacher)
+    domains, between = teacher.manifest.domains, teacher.manifest.direction_between
     names = {"ab": between(domains[0], domains[1]), "ba": between(domains[1], domains[0])}
     trained = directions_to_train(config, names)
     student_config = GeneratorConfig(
-        arch=config.arch,  # type: ignore[arg-type]
-        ngf=config.ngf, n_blocks=config.n_blocks,
-        upsample=teacher_package.direction(names["ab"]).generator.upsample,
+        arch=config.arch, ngf=config.ngf, n_blocks=config.n_blocks,
+        upsample=teacher.direction(names["ab"]).generator.upsample,
     )  # fmt: skip
-    teachers, students = {}, {}
-    for key, name in names.items():
-        if key in trained:  # an untrained student's teacher is never run
-            teachers[key] = teacher_package.load_generator(name).to(device).eval()
-            teachers[key].requires_grad_(False)
-        channels = teacher_package.direction(name).generator.ngf * 4
-        students[key] = Student(student_config, channels).to(device)
+    teachers, students = build_networks(teacher, names, trained, student_config, device)
     started_from = None
     if config.init_from is not None:
         started_from = load_students(
             config.init_from, students, names, student_config, config.suffix
         )
+    steps = train_students(config, run, teachers, students, placement)
+    return write_student(
+        config, teacher, student_config, students, run, steps, command, started_from
+    )
+
+
+def build_networks(
+    teacher: ModelPackage, names: dict[str, str], trained: list[str],
+    student_config: GeneratorConfig, device: torch.device,
+) -> tuple[dict[str, nn.Module], dict[str, Student]]:  # fmt: skip
+    """The frozen teachers of the directions that train, and a fresh student per direction."""
+    teachers: dict[str, nn.Module] = {}
+    students: dict[str, Student] = {}
+    for key, name in names.items():
+        if key in trained:  # an untrained student's teacher is never run
+            teachers[key] = teacher.load_generator(name).to(device).eval().requires_grad_(False)
+        channels = teacher.direction(name).generator.ngf * 4
+        students[key] = Student(student_config, channels).to(device)
+    return teachers, students
+
+
+def lr_factor(step: int, steps: int) -> float:
+    """Constant for the first half of the steps, then linear to 0."""
+    return min(1.0, 2.0 * (1.0 - step / steps))
+
+
+def train_students(
+    config: DistillConfig, run: Path, teachers: dict[str, nn.Module],
+    students: dict[str, Student], placement: Placement,
+) -> int:  # fmt: skip
+    """Train the students that have a teacher, logging to RUN; the number of steps taken."""
+    trained = list(teachers)
     parameters = [p for key in trained for p in students[key].parameters()]
     optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.5, 0.999))
-
-    def decay(step: int) -> float:  # constant for the first half, then linear to 0
-        return min(1.0, 2.0 * (1.0 - step / config.steps))
-
+    decay = functools.partial(lr_factor, steps=config.steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
     critics = {
-        key: OutputCritic(config.critic_ndf, config.lr, decay, device)
+        key: OutputCritic(config.critic_ndf, config.lr, decay, placement.device)
         for key in trained
         if config.lambda_gan > 0
     }
     dataset = UnpairedDataset.from_data(
         config.data, config.load_size, config.image_size, True, config.seed
     )
-    loader = unpaired_loader(dataset)
+    batches = iter(unpaired_loader(dataset))
     run.mkdir(parents=True, exist_ok=True)
     (run / run_folder.CONFIG).write_text(config.model_dump_json(indent=2))
     losses_log = LossLog(run / run_folder.LOSS_LOG, images_per_step=len(trained))
     budget = TimeBudget(config.max_minutes)
-    batches = iter(loader)
     step = 0
     with tqdm(total=config.steps, desc="distilling", unit="step") as bar, logging_redirect_tqdm():
         while step < config.steps:
-            batch = next(batches)
             optimizer.zero_grad(set_to_none=True)
-            losses: dict[str, float] = {}
-            for key in trained:  # each student sees its source domain
-                side = key[0]
-                x, critic = batch[side].to(device), critics.get(key)
-                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    loss, parts, target, out = distill_loss(
-                        students[key], teachers[key], x, config, critic
-                    )
-                loss.backward()
-                if critic is not None:
-                    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                        parts["critic"] = critic.step(x, target, out)
-                losses.update({f"{name}_{key}": value for name, value in parts.items()})
+            losses = student_step(next(batches), config, teachers, students, critics, placement)
             optimizer.step()
             schedule.step()
             step += 1
@@ -198,9 +222,26 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
             if budget.spent(placement):
                 log.info("--max-minutes %s reached at step %d", config.max_minutes, step)
                 break
-    return write_student(
-        config, teacher_package, student_config, students, run, step, command, started_from
-    )
+    return step
+
+
+def student_step(
+    batch: dict[str, Tensor], config: DistillConfig, teachers: dict[str, nn.Module],
+    students: dict[str, Student], critics: dict[str, OutputCritic], placement: Placement,
+) -> dict[str, float]:  # fmt: skip
+    """The gradients of each trained student on its source domain's images, and one step of
+    its critic; the losses by name (`l1_ab`, ...)."""
+    losses: dict[str, float] = {}
+    for key, teacher in teachers.items():
+        x, critic = batch[key[0]].to(placement.device), critics.get(key)
+        with placement.autocast():
+            loss, parts, target, out = distill_loss(students[key], teacher, x, config, critic)
+        loss.backward()
+        if critic is not None:
+            with placement.autocast():
+                parts["critic"] = critic.step(x, target, out)
+        losses.update({f"{name}_{key}": value for name, value in parts.items()})
+    return losses
 
 
 def directions_to_train(config: DistillConfig, names: dict[str, str]) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +35,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from cyclegan.imaging import image_grid, image_to_tensor, served_resolution
-from cyclegan.package import ModelPackage
+from cyclegan.package import Direction, ModelPackage
 from training.data import DataError, load_image, resize_shorter_side, scan_folder
 from training.feature_network import FeatureNetwork
 from training.quality.classifier import TrainedClassifier
@@ -136,7 +137,11 @@ def feature_metrics(fake: Tensor, real: Tensor, prefix: str) -> dict[str, float]
 
 
 def judged(
-    judge_network: FeatureNetwork, fake: Tensor, source: Tensor, target: Tensor, direction: Any
+    judge_network: FeatureNetwork,
+    fake: Tensor,
+    source: Tensor,
+    target: Tensor,
+    direction: Direction,
 ) -> dict[str, Any]:
     """FD/KD-Lite and the ImageNet check of the translations; the real photos' as scales."""
     of_target = judge_outputs(judge_network, target)
@@ -154,6 +159,34 @@ def judged(
         of_target["top1"], direction.source, direction.target
     )
     return result
+
+
+@dataclass(frozen=True)
+class Judges:
+    """What scores the translations: the domain classifier (and the same classifier trained
+    with other seeds), and, when given, Inception-v3 and an ImageNet judge network."""
+
+    classifier: TrainedClassifier
+    inception: torch.nn.Module | None = None
+    judge_network: FeatureNetwork | None = None
+    more_classifiers: Sequence[TrainedClassifier] = ()
+
+
+class TestImages:
+    """DATA/testA and DATA/testB, each folder decoded once per size."""
+
+    def __init__(self, data: Path, domains: tuple[str, str], limit: int | None) -> None:
+        self.folders = {domains[0]: data / "testA", domains[1]: data / "testB"}
+        self.limit = limit
+        self.loaded: dict[tuple[str, int], Tensor] = {}
+
+    def of(self, domain: str, size: int) -> Tensor:
+        folder = self.folders[domain]
+        if not folder.is_dir():
+            raise DataError(f"{folder}: test folder is missing (evaluate needs testA and testB)")
+        if (domain, size) not in self.loaded:
+            self.loaded[(domain, size)] = load_test_images(folder, size, self.limit)
+        return self.loaded[(domain, size)]
 
 
 def evaluate_package(
@@ -178,9 +211,37 @@ def evaluate_package(
     the CPU (unless the graph has 8-bit weights and the CPU no VNNI); each direction's result
     then names the graph (hash, weight bits).
     """
-    domains = package.manifest.domains
-    sides = {domains[0]: "A", domains[1]: "B"}
-    report: dict[str, Any] = {
+    judges = Judges(classifier, inception, judge_network, more_classifiers)
+    report = report_header(package, data, judges, graph)
+    images = TestImages(data, package.manifest.domains, limit)
+    grid_rows: list[list[Tensor]] = []
+    for name, direction in package.manifest.directions.items():
+        size = served_resolution(resolution or direction.native_resolution)
+        source = images.of(direction.source, size)
+        target = images.of(direction.target, size)
+        fake, reconstructed = translate_cycle(package, name, graph, source, batch_size)
+        target_label = package.manifest.domains.index(direction.target)
+        result = scores(judges, direction, source, target, fake, reconstructed, target_label)
+        if teacher is not None:
+            result.update(teacher_figures(teacher, direction, source, fake, batch_size))
+        if graph == "int8":
+            result.update(int8_record(package, name))
+        result["judgement"] = judge(result, classifier.test_accuracy)
+        report["directions"][name] = result
+        log_verdict(name, result, classifier.test_accuracy)
+        grid_rows.append(grid_row(source, fake))
+    if grid_path is not None:
+        save_grid(grid_rows, grid_path)
+        report["grid"] = grid_path.name
+    return report
+
+
+def report_header(
+    package: ModelPackage, data: Path, judges: Judges, graph: GraphName
+) -> dict[str, Any]:
+    """What was evaluated, on what, scored by what; "directions" still empty."""
+    classifier = judges.classifier
+    return {
         "package": package.name,
         "version": package.manifest.version,
         "data": data.name,  # by name: a report says nothing about one machine's folders
@@ -193,108 +254,148 @@ def evaluate_package(
             "feature_dim": classifier.net.feature_dim,
         },
         "feature_spaces": ["classifier"]
-        + (["inception"] if inception is not None else [])
-        + ([judge_network.name] if judge_network is not None else []),
+        + (["inception"] if judges.inception is not None else [])
+        + ([judges.judge_network.name] if judges.judge_network is not None else []),
         "more_classifiers": [
-            {"file": c.path.name, "test_accuracy": c.test_accuracy} for c in more_classifiers
+            {"file": c.path.name, "test_accuracy": c.test_accuracy} for c in judges.more_classifiers
         ],
         "graph": graph,
         "directions": {},
     }
-    grid_rows: list[list[Tensor]] = []
-    loaded: dict[tuple[Path, int], Tensor] = {}
 
-    def test_images(folder: Path, size: int) -> Tensor:  # each folder decoded once per size
-        if not folder.is_dir():
-            raise DataError(f"{folder}: test folder is missing (evaluate needs testA and testB)")
-        if (folder, size) not in loaded:
-            loaded[(folder, size)] = load_test_images(folder, size, limit)
-        return loaded[(folder, size)]
 
-    for name, direction in package.manifest.directions.items():
-        size = served_resolution(resolution or direction.native_resolution)
-        source_folder = data / f"test{sides[direction.source]}"
-        target_folder = data / f"test{sides[direction.target]}"
-        source = test_images(source_folder, size)
-        target = test_images(target_folder, size)
-        backward_name = package.manifest.direction_between(direction.target, direction.source)
-        fake = translate_all(generator(package, name, graph), source, batch_size, f"{name}")
-        reconstructed = translate_all(
-            generator(package, backward_name, graph), fake, batch_size, f"{backward_name} (cycle)"
+def translate_cycle(
+    package: ModelPackage, name: str, graph: GraphName, source: Tensor, batch_size: int
+) -> tuple[Tensor, Tensor]:
+    """The translations of `source` by direction `name`, and their way back."""
+    direction = package.direction(name)
+    backward = package.manifest.direction_between(direction.target, direction.source)
+    fake = translate_all(generator(package, name, graph), source, batch_size, name)
+    reconstructed = translate_all(
+        generator(package, backward, graph), fake, batch_size, f"{backward} (cycle)"
+    )
+    return fake, reconstructed
+
+
+def scores(
+    judges: Judges, direction: Direction, source: Tensor, target: Tensor, fake: Tensor,
+    reconstructed: Tensor, target_label: int,
+) -> dict[str, Any]:  # fmt: skip
+    """One direction's figures in every feature space the judges give, with their baselines."""
+    result = classifier_figures(
+        judges.classifier, source, target, fake, reconstructed, target_label
+    )
+    if judges.inception is not None:
+        figures, baseline = inception_figures(judges.inception, source, target, fake)
+        result.update(figures)
+        result["baseline"].update(baseline)
+    if judges.more_classifiers:
+        result.update(
+            seed_figures(result["domain_score"], judges.more_classifiers, fake, target_label)
         )
-        target_label = 0 if sides[direction.target] == "A" else 1
-        fake_labels, fake_features = classifier.predict(fake)
-        source_labels, source_features = classifier.predict(source)
-        _, target_features = classifier.predict(target)
-        result: dict[str, Any] = {
-            "source_images": len(source),
-            "target_images": len(target),
-            "resolution": size,
-            "domain_score": float((fake_labels == target_label).float().mean()),
-            "domain_score_of_untranslated_inputs": float(
-                (source_labels == target_label).float().mean()
-            ),
-            "cycle_psnr_db": float(psnr(source, reconstructed).mean()),
-            "cycle_ssim": float(ssim(source, reconstructed).mean()),
-            "diversity_ratio": mean_pairwise_distance(fake_features)
-            / mean_pairwise_distance(target_features),
-            **feature_metrics(fake_features, target_features, "classifier"),
-            "baseline": feature_metrics(source_features, target_features, "classifier"),
-        }
-        if inception is not None:
-            from training.quality.inception import inception_features
+    if judges.judge_network is not None:
+        of_judge = judged(judges.judge_network, fake, source, target, direction)
+        result["baseline"].update(of_judge.pop("baseline"))
+        result.update(of_judge)
+    return result
 
-            fake_inc = inception_features(inception, fake)
-            target_inc = inception_features(inception, target)
-            result.update(feature_metrics(fake_inc, target_inc, "inception"))
-            result["baseline"].update(
-                feature_metrics(inception_features(inception, source), target_inc, "inception")
-            )
-        if more_classifiers:
-            scores = [result["domain_score"]] + [
-                float((c.predict(fake)[0] == target_label).float().mean()) for c in more_classifiers
-            ]
-            result["domain_score_per_seed"] = scores
-            result["domain_score_mean"] = float(torch.tensor(scores).mean())
-            result["domain_score_std"] = float(torch.tensor(scores).std(correction=0))
-        if judge_network is not None:
-            of_judge = judged(judge_network, fake, source, target, direction)
-            result["baseline"].update(of_judge.pop("baseline"))
-            result.update(of_judge)
-        if teacher is not None:
-            teacher_name = teacher.manifest.direction_between(direction.source, direction.target)
-            reference = translate_all(
-                teacher.load_generator(teacher_name),
-                source,
-                batch_size,
-                f"{teacher_name} (teacher)",
-            )
-            result["teacher"] = f"{teacher.name} {teacher.manifest.version}"
-            result["psnr_vs_teacher_db"] = float(psnr(reference, fake).mean())
-        compiled = package.direction(name).onnx
-        if graph == "int8" and compiled is not None and compiled.int8 is not None:
-            int8 = compiled.int8
-            result["int8_graph"] = {"sha256": int8.sha256, "weight_bits": int8.weight_bits}
-        result["judgement"] = judge(result, classifier.test_accuracy)
-        report["directions"][name] = result
-        log.info(
-            "%s: %s (domain score %.3f with a classifier %.3f accurate, cycle PSNR %.2f dB, "
-            "SSIM %.3f, classifier-FID %.2f)%s",
-            name, result["judgement"]["verdict"], result["domain_score"],
-            classifier.test_accuracy or float("nan"), result["cycle_psnr_db"],
-            result["cycle_ssim"], result["classifier_fid"],
-            "".join(f"; fails: {r}" for r in result["judgement"]["failed"]),
-        )  # fmt: skip
-        count = min(GRID_IMAGES, len(source))
-        tiles = F.interpolate(
-            torch.cat([source[:count], fake[:count]]), size=(GRID_TILE, GRID_TILE),
-            mode="bilinear", antialias=True, align_corners=False,
-        )  # fmt: skip
-        grid_rows.append(list(tiles))
-    if grid_path is not None:
-        # one row per direction: the inputs, then their translations
-        width = max(len(row) for row in grid_rows)
-        blank = torch.ones_like(grid_rows[0][0])
-        image_grid([row + [blank] * (width - len(row)) for row in grid_rows]).save(grid_path)
-        report["grid"] = grid_path.name
-    return report
+
+def classifier_figures(
+    classifier: TrainedClassifier, source: Tensor, target: Tensor, fake: Tensor,
+    reconstructed: Tensor, target_label: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Domain score, cycle PSNR/SSIM, diversity, and FID/KID in the classifier's features."""
+    fake_labels, fake_features = classifier.predict(fake)
+    source_labels, source_features = classifier.predict(source)
+    _, target_features = classifier.predict(target)
+    return {
+        "source_images": len(source),
+        "target_images": len(target),
+        "resolution": source.shape[-1],
+        "domain_score": float((fake_labels == target_label).float().mean()),
+        "domain_score_of_untranslated_inputs": float(
+            (source_labels == target_label).float().mean()
+        ),
+        "cycle_psnr_db": float(psnr(source, reconstructed).mean()),
+        "cycle_ssim": float(ssim(source, reconstructed).mean()),
+        "diversity_ratio": mean_pairwise_distance(fake_features)
+        / mean_pairwise_distance(target_features),
+        **feature_metrics(fake_features, target_features, "classifier"),
+        "baseline": feature_metrics(source_features, target_features, "classifier"),
+    }
+
+
+def inception_figures(
+    inception: torch.nn.Module, source: Tensor, target: Tensor, fake: Tensor
+) -> tuple[dict[str, float], dict[str, float]]:
+    """FID/KID in Inception-v3's features: of the translations, and of the untranslated inputs."""
+    from training.quality.inception import inception_features
+
+    of_target = inception_features(inception, target)
+    return (
+        feature_metrics(inception_features(inception, fake), of_target, "inception"),
+        feature_metrics(inception_features(inception, source), of_target, "inception"),
+    )
+
+
+def seed_figures(
+    domain_score: float, more_classifiers: Sequence[TrainedClassifier], fake: Tensor,
+    target_label: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The domain score by each classifier seed (the first is `domain_score`), mean and spread."""
+    seeds = [float((c.predict(fake)[0] == target_label).float().mean()) for c in more_classifiers]
+    per_seed = torch.tensor([domain_score, *seeds])
+    return {
+        "domain_score_per_seed": [domain_score, *seeds],
+        "domain_score_mean": float(per_seed.mean()),
+        "domain_score_std": float(per_seed.std(correction=0)),
+    }
+
+
+def teacher_figures(
+    teacher: ModelPackage, direction: Direction, source: Tensor, fake: Tensor, batch_size: int
+) -> dict[str, Any]:
+    """How close a student's translations come to its teacher's, as PSNR."""
+    name = teacher.manifest.direction_between(direction.source, direction.target)
+    reference = translate_all(teacher.load_generator(name), source, batch_size, f"{name} (teacher)")
+    return {
+        "teacher": f"{teacher.name} {teacher.manifest.version}",
+        "psnr_vs_teacher_db": float(psnr(reference, fake).mean()),
+    }
+
+
+def int8_record(package: ModelPackage, name: str) -> dict[str, Any]:
+    """The INT8 graph that translated: its hash and weight bits."""
+    compiled = package.direction(name).onnx
+    if compiled is None or compiled.int8 is None:
+        return {}
+    int8 = compiled.int8
+    return {"int8_graph": {"sha256": int8.sha256, "weight_bits": int8.weight_bits}}
+
+
+def log_verdict(name: str, result: dict[str, Any], classifier_accuracy: float | None) -> None:
+    log.info(
+        "%s: %s (domain score %.3f with a classifier %.3f accurate, cycle PSNR %.2f dB, "
+        "SSIM %.3f, classifier-FID %.2f)%s",
+        name, result["judgement"]["verdict"], result["domain_score"],
+        classifier_accuracy or float("nan"), result["cycle_psnr_db"],
+        result["cycle_ssim"], result["classifier_fid"],
+        "".join(f"; fails: {r}" for r in result["judgement"]["failed"]),
+    )  # fmt: skip
+
+
+def grid_row(source: Tensor, fake: Tensor) -> list[Tensor]:
+    """The first few inputs, then their translations, as small tiles."""
+    count = min(GRID_IMAGES, len(source))
+    tiles = F.interpolate(
+        torch.cat([source[:count], fake[:count]]), size=(GRID_TILE, GRID_TILE),
+        mode="bilinear", antialias=True, align_corners=False,
+    )  # fmt: skip
+    return list(tiles)
+
+
+def save_grid(rows: list[list[Tensor]], path: Path) -> None:
+    """One row per direction; shorter rows are padded with white tiles."""
+    width = max(len(row) for row in rows)
+    blank = torch.ones_like(rows[0][0])
+    image_grid([row + [blank] * (width - len(row)) for row in rows]).save(path)

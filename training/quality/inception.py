@@ -1,3 +1,41 @@
+# The network below follows two sources, under their licences:
+#
+# pytorch-fid, src/pytorch_fid/inception.py (https://github.com/mseitzer/pytorch-fid, by
+# Maximilian Seitzer), licensed under the Apache License, Version 2.0: you may not use that
+# code except in compliance with the License; a copy is at
+# https://www.apache.org/licenses/LICENSE-2.0. It is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+#
+# torchvision, torchvision/models/inception.py (https://github.com/pytorch/vision):
+# BSD 3-Clause License
+#
+# Copyright (c) Soumith Chintala 2016,
+# All rights reserved.
+#
+# Redistribution and use in source and binary forms, with or without
+# modification, are permitted provided that the following conditions are met:
+#
+# * Redistributions of source code must retain the above copyright notice, this
+#   list of conditions and the following disclaimer.
+#
+# * Redistributions in binary form must reproduce the above copyright notice,
+#   this list of conditions and the following disclaimer in the documentation
+#   and/or other materials provided with the distribution.
+#
+# * Neither the name of the copyright holder nor the names of its
+#   contributors may be used to endorse or promote products derived from
+#   this software without specific prior written permission.
+#
+# THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+# AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+# IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+# DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+# FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+# DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+# SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+# CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+# OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+# OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
 """The Inception-v3 network used for FID, in plain torch (no torchvision).
 
 A port of pytorch-fid's FID Inception (https://github.com/mseitzer/pytorch-fid,
@@ -5,10 +43,15 @@ src/pytorch_fid/inception.py, Apache-2.0: `fid_inception_v3`, `FIDInceptionA`, `
 `FIDInceptionE_1`, `FIDInceptionE_2`), which patches torchvision's Inception-v3
 (torchvision/models/inception.py, BSD-3-Clause: `BasicConv2d`, `InceptionA` to `InceptionE`)
 to match the TensorFlow graph that FID was defined with: 1008 classes, no aux logits, average
-pools that leave padding out of the mean, and a max pool in the last block. Module and
-parameter names are the same as there, so pytorch-fid's weights file
-`pt_inception-2015-12-05-6726825d.pth` loads with `load_state_dict(strict=True)`.
+pools that leave padding out of the mean, and a max pool in the last block. The licences'
+notices are at the top of this file. Module and parameter names are the same as there, so
+pytorch-fid's weights file `pt_inception-2015-12-05-6726825d.pth` (converted by pytorch-fid from
+TensorFlow's Inception graph) loads with `load_state_dict(strict=True)`.
 `FIDInceptionV3.forward` returns the 2048-d pool3 features that FID and KID are computed on.
+
+Changed from those sources: the blocks are written out here, without subclassing torchvision's;
+pytorch-fid's two E blocks are one class with a `max_pool` switch; the input is not rescaled
+from [0, 1] (see `FIDInceptionV3`); nothing is downloaded (`load_fid_inception` takes a file).
 """
 
 from __future__ import annotations

@@ -10,8 +10,13 @@ backslash or drive letter, no links or device files, no encryption; all four fol
 with files in them; every member's CRC-32 while unpacking. Unpacking goes to a temporary folder
 beside DIR that is renamed to DIR only when everything passed, so a failed fetch leaves nothing.
 
-The authors publish no checksums for these archives. The archive's sha256 is logged and written
-to DIR/SOURCE.json; pass `--sha256` to check a download against one you trust.
+What arrives must be what was published. The authors publish no checksums, but for the two
+sets this project uses, horse2zebra and summer2winter_yosemite, the project's record of each
+(shared/data/NAME/SOURCE.md) gives a digest of its file listing, pinned below: the unpacked
+files must match it, or the fetch is refused and nothing is kept. For the other sets, pass
+`--sha256` to check the archive against a digest you trust; both digests are logged and written
+to DIR/SOURCE.json. Plain http, which anyone on the way can alter, is refused unless
+`--allow-http` (a local mirror, a test server).
 """
 
 from __future__ import annotations
@@ -52,6 +57,12 @@ DATASETS = (
     "iphone2dslr_flower",
 )
 SPLITS = ("trainA", "trainB", "testA", "testB")
+# What shared/data/NAME/SOURCE.md gives for the set, run in its folder:
+# find trainA trainB testA testB -type f | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum
+LISTING_SHA256 = {
+    "horse2zebra": "fb1d1fb79192dfee03e9a251d2e64dbfb4039fda7204196f9c16784a9e153408",
+    "summer2winter_yosemite": "b9ae5c09ae078ba93412c4e9f960f38fca80dc715ae84a67dd8cee1f66698b80",
+}
 CHUNK = 1 << 20
 
 
@@ -68,13 +79,26 @@ class Limits:
     members: int = 100_000
 
 
-def download(url: str, dest: Path, max_bytes: int, timeout: float = 60) -> str:
-    """Stream `url` into `dest` with a progress bar; returns the sha256 of what was written."""
+def check_address(url: str, allow_http: bool) -> None:
+    """Refuse anything but https, and plain http unless it was asked for."""
+    if url.startswith("http://") and not allow_http:
+        raise DatasetError(
+            f"{url}: plain http can be altered on the way; use https, or pass --allow-http "
+            "(e.g. for a local mirror)"
+        )
     if not url.startswith(("https://", "http://")):
         raise DatasetError(f"{url}: only http(s) addresses are fetched")
+
+
+def download(
+    url: str, dest: Path, max_bytes: int, allow_http: bool = False, timeout: float = 60
+) -> str:
+    """Stream `url` into `dest` with a progress bar; returns the sha256 of what was written."""
+    check_address(url, allow_http)
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
+            check_address(response.geturl(), allow_http)  # after any redirect
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             if total is not None and total > max_bytes:
@@ -182,12 +206,41 @@ def unpack(archive: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, str]], de
             shutil.copyfileobj(source, out, CHUNK)
 
 
+def listing_sha256(folder: Path) -> str:
+    """The digest SOURCE.md gives for a set: the sha256 of `sha256sum`'s lines for every file of
+    the four split folders, in the byte order of their paths (`trainA/x.jpg`)."""
+    paths = sorted(
+        (f"{split}/{file.name}" for split in SPLITS for file in (folder / split).iterdir()),
+        key=str.encode,
+    )
+    listing = hashlib.sha256()
+    for path in paths:
+        file_digest = hashlib.sha256((folder / path).read_bytes()).hexdigest()
+        listing.update(f"{file_digest}  {path}\n".encode())
+    return listing.hexdigest()
+
+
+def check_listing(name: str, folder: Path) -> str:
+    """The listing digest of the unpacked `folder`; DatasetError if `name` pins another."""
+    found = listing_sha256(folder)
+    expected = LISTING_SHA256.get(name)
+    if expected is None:
+        log.warning("%s: no pinned digest of its files; only --sha256 checks the archive", name)
+    elif found != expected:
+        raise DatasetError(
+            f"the files' listing digest is {found}, but {name}'s SOURCE.md gives {expected}: "
+            "not the published set, refused"
+        )
+    return found
+
+
 def fetch(
     name: str,
     to: Path,
     base_url: str = BASE_URL,
     sha256: str | None = None,
     limits: Limits | None = None,
+    allow_http: bool = False,
 ) -> Path:
     """Download, check and unpack data set `name` into `to`; returns `to`."""
     limits = limits or Limits()
@@ -195,13 +248,14 @@ def fetch(
         raise DatasetError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise DatasetError(f"{to} exists and is not an empty folder; choose another --to")
-    to.parent.mkdir(parents=True, exist_ok=True)
     url = f"{base_url.rstrip('/')}/{name}.zip"
+    check_address(url, allow_http)
+    to.parent.mkdir(parents=True, exist_ok=True)
     # Download and unpack next to `to` (same file system), so the last step is one rename.
     work = Path(tempfile.mkdtemp(prefix=f".{to.name}.", suffix=".partial", dir=to.parent))
     try:
         archive_path = work / f"{name}.zip"
-        digest = download(url, archive_path, limits.download_bytes)
+        digest = download(url, archive_path, limits.download_bytes, allow_http)
         if sha256 is not None and digest != sha256.lower():
             raise DatasetError(f"{url}: sha256 {digest}, expected {sha256}")
         staged = work / name
@@ -209,14 +263,16 @@ def fetch(
             with zipfile.ZipFile(archive_path) as archive:
                 plan = plan_unpack(archive, name, limits)
                 unpack(archive, plan, staged)
+            listing = check_listing(name, staged)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
             raise DatasetError(f"{url}: not a valid zip archive ({error})") from error
         except DatasetError as error:
             raise DatasetError(f"{url}: {error}") from error
         counts = {split: len(os.listdir(staged / split)) for split in SPLITS}
         source = {
-            "name": name, "url": url, "sha256": digest, "bytes": archive_path.stat().st_size,
-            "files": counts, "fetched": datetime.now(UTC).isoformat(timespec="seconds"),
+            "name": name, "url": url, "sha256": digest, "listing_sha256": listing,
+            "bytes": archive_path.stat().st_size, "files": counts,
+            "fetched": datetime.now(UTC).isoformat(timespec="seconds"),
         }  # fmt: skip
         (staged / "SOURCE.json").write_text(json.dumps(source, indent=2) + "\n")
         if to.exists():
@@ -241,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     get.add_argument("--sha256", help="expected sha256 of the archive (none are published)")
     get.add_argument(
+        "--allow-http", action="store_true",
+        help="accept a plain http --base-url (a local mirror); pinned digests still check files",
+    )  # fmt: skip
+    get.add_argument(
         "--max-bytes", type=int, default=Limits.download_bytes,
         help="largest download accepted; the unpacked total may be twice that",
     )  # fmt: skip
@@ -254,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     limits = Limits(download_bytes=args.max_bytes, unpacked_bytes=2 * args.max_bytes)
     try:
-        fetch(args.name, args.to, args.base_url, args.sha256, limits)
+        fetch(args.name, args.to, args.base_url, args.sha256, limits, args.allow_http)
     except DatasetError as error:
         log.error("%s", error)
         return 1

@@ -13,6 +13,7 @@ from cyclegan.package import PackageError, load_package, write_package
 from tests.builders import tiny_distill
 from training.__main__ import main
 from training.data import load_image
+from training.distill.student import lr_factor
 
 
 def l1_to_teacher(student: Path, teacher: Path, image: Path) -> float:
@@ -220,3 +221,8 @@ def test_distill_only_one_direction_keeps_the_other_student_as_it_was(
     assert main([*only[:-1], "zebra2horse", "--init-from", str(first)]) == 2
     assert "the teacher translates a2b, b2a" in caplog.text
     assert not (tmp_path / "alone").exists()
+
+
+def test_the_student_lr_holds_for_half_the_steps_then_falls_to_zero() -> None:
+    factors = [lr_factor(step, 10) for step in (0, 5, 6, 8, 10)]
+    assert factors == pytest.approx([1.0, 1.0, 0.8, 0.4, 0.0])

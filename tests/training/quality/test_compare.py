@@ -72,7 +72,7 @@ def test_compare_refuses_what_is_not_a_report(
 def test_compare_shows_the_judge_columns_and_the_seed_spread(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    old = write_report(tmp_path / "old.json", "1", 0.5)  # written before the judge existed
+    old = write_report(tmp_path / "old.json", "1", 0.5)  # a report without the judge's figures
     new_path = write_report(tmp_path / "new.json", "2", 0.8)
     report = json.loads(new_path.read_text())
     report["directions"]["horse2zebra"] |= {

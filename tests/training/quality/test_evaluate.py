@@ -17,7 +17,7 @@ from training.quality.classifier import (
     load_or_train_classifier,
     train_classifier,
 )
-from training.quality.evaluate import judge
+from training.quality.evaluate import judge, seed_figures
 
 
 def stripes_and_blobs(root: Path, per_split: dict[str, int]) -> Path:
@@ -215,7 +215,7 @@ def test_a_generator_that_paints_the_target_anyhow_is_not_good(
 
 def test_evaluate_the_int8_graph_the_cpu_serves(easy_data: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     from compile.__main__ import main as compile_main
-    from tests.builders import SMALL, make_package
+    from tests.builders import FIXTURES, SMALL, make_package
 
     package = make_package(tmp_path / "horse2zebra", SMALL)
     assert compile_main(["onnx", "--package", str(package)]) == 0
@@ -225,7 +225,8 @@ def test_evaluate_the_int8_graph_the_cpu_serves(easy_data: Path, tmp_path: Path,
     ]  # fmt: skip
     assert main([*common, "--graph", "int8", "--out", str(tmp_path / "no.json")]) == 2
     assert "run python -m compile quantize" in caplog.text  # no INT8 graph yet
-    assert compile_main(["quantize", "--package", str(package), "--samples", "4"]) == 0
+    quantize = ["quantize", "--package", str(package), "--calibration", str(FIXTURES)]
+    assert compile_main([*quantize, "--samples", "4"]) == 0
     reports = {}
     for graph in ("pytorch", "int8"):
         out = tmp_path / f"{graph}.json"
@@ -241,3 +242,21 @@ def test_evaluate_the_int8_graph_the_cpu_serves(easy_data: Path, tmp_path: Path,
         assert "int8_graph" not in reports["pytorch"]["directions"][name]
     assert main([*common, "--graph", "int8", "--write-package"]) == 2
     assert "--write-package stores the PyTorch weights' evaluation" in caplog.text
+
+
+class FixedLabels:
+    """A classifier stand-in that gives the same labels whatever it sees."""
+
+    def __init__(self, labels: list[int]) -> None:
+        self.labels = torch.tensor(labels)
+
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.labels, None
+
+
+def test_each_classifier_seed_scores_the_translations_and_the_spread_is_reported() -> None:
+    more = [FixedLabels([1, 1, 1, 1]), FixedLabels([1, 0, 0, 0])]  # 4 and 1 of 4 in domain 1
+    figures = seed_figures(0.5, more, torch.zeros(4, 3, 8, 8), target_label=1)  # type: ignore[arg-type]
+    assert figures["domain_score_per_seed"] == [0.5, 1.0, 0.25]
+    assert figures["domain_score_mean"] == pytest.approx(0.583333, abs=1e-6)
+    assert figures["domain_score_std"] == pytest.approx(0.311805, abs=1e-6)  # over the 3, not n-1
