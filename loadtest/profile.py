@@ -30,6 +30,7 @@ import psutil
 
 from cyclegan.benchmarks_file import write_section
 from loadtest.benchmark import default_images, load
+from loadtest.probe import GENERATOR, is_generator, processes
 from loadtest.server import ROOT, start_server, stop_server, wait_until
 
 log = logging.getLogger("loadtest.profile")
@@ -71,10 +72,10 @@ def activity(stack: str) -> str:
 def process_name(stack: str) -> str:
     """Which server process a stack is from: py-spy nests each child's `process PID:"cmdline"`
     frame under its parent's, so the innermost one names it."""
-    processes = [frame for frame in stack.split(";") if frame.startswith("process ")]
-    if len(processes) <= 1:
+    frames = [frame for frame in stack.split(";") if frame.startswith("process ")]
+    if len(frames) <= 1:
         return "supervisor"  # `python -m serving` itself
-    return "generator" if "cyclegan-generator" in processes[-1] else "front"
+    return "generator" if GENERATOR in frames[-1] else "front"
 
 
 def summarise(raw: str) -> dict[str, collections.Counter[str]]:
@@ -87,17 +88,17 @@ def summarise(raw: str) -> dict[str, collections.Counter[str]]:
     return counts
 
 
-def cpu_seconds(root: psutil.Process) -> dict[int, ProcessUse]:
-    """User + system CPU seconds of the server and every child, by pid."""
+def cpu_seconds(pid: int) -> dict[int, ProcessUse]:
+    """User + system CPU seconds of the server (`pid`) and every child, by pid."""
     found = {}
-    for process in [root, *root.children(recursive=True)]:
+    for process in processes(pid):
         try:
             times = process.cpu_times()
-            command = " ".join(process.cmdline())
+            generator = is_generator(process)
         except psutil.Error:
             continue
-        name = "generator" if "cyclegan-generator" in command else "front"
-        if process.pid == root.pid:
+        name = "generator" if generator else "front"
+        if process.pid == pid:
             name = "supervisor"
         found[process.pid] = ProcessUse(name, times.user + times.system)
     return found
@@ -122,25 +123,25 @@ def profile(
         url = f"{server.url}/translate/{direction}"
         body = image.read_bytes()
         load(url, body, clients, 3.0)  # warm-up
-        root = psutil.Process(server.process.pid)
+        server_pid = server.process.pid
         result: dict[str, float] = {}
 
         def saturate() -> None:
             rate, _, errors = load(url, body, clients, seconds)
             result.update(rate=rate, errors=errors)
 
-        before = cpu_seconds(root)
+        before = cpu_seconds(server_pid)
         clients_thread = threading.Thread(target=saturate)
         clients_thread.start()
         raw = workdir / "py-spy.txt"
         subprocess.run(
-            [py_spy, "record", "--pid", str(root.pid), "--subprocesses", "--format", "raw",
+            [py_spy, "record", "--pid", str(server_pid), "--subprocesses", "--format", "raw",
              "--rate", "100", "--duration", str(int(seconds) - 1), "--nonblocking",
              "-o", str(raw)],
             check=True, capture_output=True,
         )  # fmt: skip
         clients_thread.join()
-        after = cpu_seconds(root)
+        after = cpu_seconds(server_pid)
     finally:
         stop_server(server)
     answered = result["rate"] * seconds

@@ -3,21 +3,23 @@
 Starts the service (the shipped model, default settings) on a free loopback port and runs:
 1. capacity: 16 clients back to back for `--capacity-s`; C = answered images per second;
 2. saturation: requests arrive at 4 x C per second (open loop) for `--saturation-s`:
-   which answers, memory of the server's processes against the warmed-up level, and how
-   soon a lone request is answered normally after the load stops;
+   which answers, their latency (from each request's scheduled start, so a request that
+   waited for a free client thread counts that wait), memory of the server's processes
+   against the warmed-up level, and how soon a lone request is answered normally after the
+   load stops;
 3. a killed generator: 8 clients back to back; the generator worker gets SIGKILL after 10 s:
    which answers, how long until the first 200 after the kill, what /readyz said;
 4. slow readers: 100 connections ask for large answers and never read them while 8 clients
    run: their answers, and whether the slow readers held in-flight slots.
 The figures go to the console and, with --out, to their own section of BENCHMARKS.md (the
-other sections are left as they are). Linux only: memory and the worker come from /proc.
+other sections are left as they are). Memory, the worker and the metrics come from
+loadtest/probe.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import concurrent.futures
 import io
 import logging
 import os
@@ -27,7 +29,8 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,130 +38,61 @@ import httpx
 from PIL import Image
 
 from cyclegan.benchmarks_file import write_section
+from loadtest.probe import (
+    JPEG,
+    NO_ANSWER,
+    TIMEOUT,
+    Answer,
+    closed_loop,
+    generator_workers,
+    open_connection,
+    open_loop,
+    scrape,
+    total,
+    tree_rss,
+)
 from loadtest.server import ROOT, Server, start_server, stop_server, wait_until
 
 log = logging.getLogger("loadtest.soak")
 HEADING = "## Soak: saturation, a killed generator, slow readers"
-JPEG = {"content-type": "image/jpeg"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Tally:
     """Answers by status, and the latency of the 200s."""
 
-    codes: collections.Counter[int] = field(default_factory=collections.Counter)
-    ok_latencies: list[float] = field(default_factory=list)
-    longest: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    codes: collections.Counter[int]
+    ok_latencies: list[float]
+    longest: float
 
-    def add(self, status: int, seconds: float) -> None:
-        with self.lock:
-            self.codes[status] += 1
-            self.longest = max(self.longest, seconds)
-            if status == 200:
-                self.ok_latencies.append(seconds)
+    @classmethod
+    def of(cls, answers: Iterable[Answer]) -> Tally:
+        answers = list(answers)
+        return cls(
+            collections.Counter(a.status_code for a in answers),
+            sorted(a.seconds for a in answers if a.status_code == 200),
+            max((a.seconds for a in answers), default=0.0),
+        )
 
     def codes_text(self) -> str:
-        names = {-1: "timeout", -2: "connection error"}
+        names = {TIMEOUT: "timeout", NO_ANSWER: "connection error"}
         return ", ".join(f"{names.get(c, c)}: {n}" for c, n in sorted(self.codes.items()))
 
     def percentile(self, q: float) -> float:
-        values = sorted(self.ok_latencies)
+        values = self.ok_latencies
         return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def post(client: httpx.Client, url: str, data: bytes, tally: Tally) -> int:
-    started = time.monotonic()
-    try:
-        status = client.post(f"{url}/translate/horse2zebra", content=data, headers=JPEG).status_code
-    except httpx.TimeoutException:
-        status = -1
-    except httpx.HTTPError:
-        status = -2
-    tally.add(status, time.monotonic() - started)
-    return status
-
-
-def closed_loop(url: str, data: bytes, clients: int, seconds: float, tally: Tally) -> None:
-    deadline = time.monotonic() + seconds
-
-    def client(_: int) -> None:
-        with httpx.Client(timeout=90) as session:
-            while time.monotonic() < deadline:
-                post(session, url, data, tally)
-
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        list(pool.map(client, range(clients)))
-
-
-def open_loop(url: str, data: bytes, rate: float, seconds: float, tally: Tally) -> None:
-    """Requests start at `rate` per second whatever the answers do (up to 512 at once)."""
-    local = threading.local()
-
-    def one() -> None:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(timeout=90)
-        post(local.client, url, data, tally)
-
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(512) as pool:
-        sent = 0
-        while (now := time.monotonic() - started) < seconds:
-            while sent < now * rate:
-                pool.submit(one)
-                sent += 1
-            time.sleep(0.005)
-
-
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants, from /proc."""
-    children: dict[int, list[int]] = collections.defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children[parent].append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def tree_rss(pid: int) -> int:
-    total = 0
-    for member in tree(pid):
-        try:
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
-
-
-def generator_pids(pid: int) -> list[int]:
-    found = []
-    for member in tree(pid):
-        try:
-            if b"cyclegan-generator" in Path(f"/proc/{member}/cmdline").read_bytes():
-                found.append(member)
-        except OSError:
-            pass
-    return found
+def translate_url(server: Server) -> str:
+    return f"{server.url}/translate/horse2zebra"
 
 
 def capacity_and_saturation(server: Server, data: bytes, args: argparse.Namespace) -> list[str]:
-    pid = server.process.pid
-    closed_loop(server.url, data, 8, 20, Tally())  # warm-up
-    measured = Tally()
-    closed_loop(server.url, data, 16, args.capacity_s, measured)
+    pid, url = server.process.pid, translate_url(server)
+    closed_loop(url, data, 8, 20)  # warm-up
+    measured = Tally.of(closed_loop(url, data, 16, args.capacity_s).answers)
     capacity = measured.codes[200] / args.capacity_s
-    lone = sorted(lone_request(server.url, data) for _ in range(5))[2]
+    lone = sorted(lone_request(url, data) for _ in range(5))[2]
     warmed = tree_rss(pid)
     peak, samples = warmed, []
     done = threading.Event()
@@ -173,22 +107,19 @@ def capacity_and_saturation(server: Server, data: bytes, args: argparse.Namespac
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    saturated = Tally()
-    open_loop(server.url, data, 4 * capacity, args.saturation_s, saturated)
+    saturated = Tally.of(open_loop(url, data, 4 * capacity, args.saturation_s))
     done.set()
     sampler.join()
     stopped = time.monotonic()
     while True:  # the first normal answer after the load
         try:
-            answered = httpx.post(
-                f"{server.url}/translate/horse2zebra", content=data, headers=JPEG, timeout=30
-            ).status_code
+            answered = httpx.post(url, content=data, headers=JPEG, timeout=30).status_code
         except httpx.HTTPError:
             answered = 0
         if answered == 200 or time.monotonic() - stopped > 60:
             break
     recovery = time.monotonic() - stopped
-    lone_after = sorted(lone_request(server.url, data) for _ in range(5))[2]
+    lone_after = sorted(lone_request(url, data) for _ in range(5))[2]
     end = tree_rss(pid)
     served = saturated.codes[200] / args.saturation_s
     mib = 1024 * 1024
@@ -214,12 +145,11 @@ def capacity_and_saturation(server: Server, data: bytes, args: argparse.Namespac
 
 def lone_request(url: str, data: bytes) -> float:
     started = time.monotonic()
-    httpx.post(f"{url}/translate/horse2zebra", content=data, headers=JPEG, timeout=60)
+    httpx.post(url, content=data, headers=JPEG, timeout=60)
     return time.monotonic() - started
 
 
 def killed_generator(server: Server, data: bytes) -> list[str]:
-    tally = Tally()
     first_ok_after_kill: list[float] = []
     killed_at: list[float] = []
     reasons: collections.Counter[str] = collections.Counter()
@@ -227,11 +157,11 @@ def killed_generator(server: Server, data: bytes) -> list[str]:
 
     def kill() -> None:
         time.sleep(10)
-        pids = generator_pids(server.process.pid)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+        workers = generator_workers(server.process.pid)
+        for worker in workers:
+            worker.send_signal(signal.SIGKILL)
         killed_at.append(time.monotonic())
-        log.info("killed generator worker(s) %s", pids)
+        log.info("killed generator worker(s) %s", [worker.pid for worker in workers])
 
     def watch() -> None:
         while not done.is_set():
@@ -241,10 +171,7 @@ def killed_generator(server: Server, data: bytes) -> list[str]:
                     reasons[probe.json().get("error", "?")] += 1
                 elif killed_at and not first_ok_after_kill:
                     answer = httpx.post(
-                        f"{server.url}/translate/horse2zebra",
-                        content=data,
-                        headers=JPEG,
-                        timeout=60,
+                        translate_url(server), content=data, headers=JPEG, timeout=60
                     )
                     if answer.status_code == 200:
                         first_ok_after_kill.append(time.monotonic() - killed_at[0])
@@ -255,7 +182,7 @@ def killed_generator(server: Server, data: bytes) -> list[str]:
     threads = [threading.Thread(target=kill), threading.Thread(target=watch)]
     for thread in threads:
         thread.start()
-    closed_loop(server.url, data, 8, 40, tally)
+    tally = Tally.of(closed_loop(translate_url(server), data, 8, 40).answers)
     threads[0].join()
     wait_until(server, "/readyz", 200, timeout=180)
     done.set()
@@ -286,29 +213,25 @@ def large_answer_request() -> bytes:
 
 
 def slow_readers(server: Server, data: bytes, count: int = 100) -> list[str]:
-    host, port = server.url.removeprefix("http://").split(":")
-    readers = []
     request = large_answer_request()
-    for _ in range(count):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect((host, int(port)))
-        sock.sendall(request)
-        readers.append(sock)
-    tally = Tally()
+    readers = [open_connection(server.url, request, receive_buffer=4096) for _ in range(count)]
     peaks = {"cyclegan_in_flight_requests": 0.0, "cyclegan_image_memory_bytes": 0.0}
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
+            try:
+                samples = scrape(server.metrics_url, timeout=10)
+            except httpx.HTTPError:
+                samples = []  # no scrape this time (the server is busy): the peaks stay
             for name in peaks:
-                peaks[name] = max(peaks[name], metric(server.url, name))
+                peaks[name] = max(peaks[name], total(samples, name))
             time.sleep(0.5)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        closed_loop(server.url, data, 8, 30, tally)
+        tally = Tally.of(closed_loop(translate_url(server), data, 8, 30).answers)
     finally:
         done.set()
         watcher.join()
@@ -336,18 +259,6 @@ def slow_readers(server: Server, data: bytes, count: int = 100) -> list[str]:
         f"{peaks['cyclegan_in_flight_requests']:.0f} / "
         f"{peaks['cyclegan_image_memory_bytes'] / 2**20:.0f} MiB |",
     ]
-
-
-def metric(url: str, name: str) -> float:
-    """One unlabelled metric's value from /metrics (0 when absent or unreachable)."""
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
-    except httpx.HTTPError:
-        return 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def main() -> int:

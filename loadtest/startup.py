@@ -25,8 +25,8 @@ import httpx
 
 from cyclegan.benchmarks_file import machine, write_section
 from loadtest.benchmark import jpeg
+from loadtest.probe import tree_rss
 from loadtest.server import ROOT, start_server, stop_server, wait_until
-from loadtest.soak import tree_rss
 
 log = logging.getLogger("loadtest.startup")
 SECTION = "## 8. Start-up and memory"

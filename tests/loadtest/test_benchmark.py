@@ -65,6 +65,10 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
         assert f"- {direction}: p50 " in person
         row = next(line for line in person.splitlines() if line.startswith(f"| {direction} |"))
         assert "nan" not in row and len(row.split("|")) == 12  # every phase was in the header
+    # the page's preview: the model and its student asked for JPEG, and their p50 ratio judged
+    assert "| horse2zebra-fast, JPEG answer |" in person
+    assert "- horse2zebra-fast, JPEG answer p50 / horse2zebra, JPEG answer p50: " in person
+    assert "the target (<= 0.45)" in person and "(target <= 15)" in person
     versus = text.split("## 6.")[1]
     assert "| reference loop img/s | service img/s |" in versus and "nan" not in versus
     assert "| as shipped: onnxruntime cpu fp32 |" in versus  # no INT8 graph: one row

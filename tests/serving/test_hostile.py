@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loadtest.probe import metric, open_connection, tree_rss
+from loadtest.probe import closed_loop, metric, open_connection, tree_rss
 from tests.builders import real_images
 from tests.serverlib import ROOT, Server, start_server, stop_server, wait_until
 
@@ -262,20 +262,8 @@ def test_a_lone_request_after_a_burst_runs_alone_at_once(tmp_path: Path) -> None
         wait_until(server, "/readyz", 200)
         data = real_images("testA", 1)[0].read_bytes()
         lone_request(server, data)
-        deadline = time.monotonic() + 30
-
-        def hammer(_: int) -> set[int]:
-            codes = set()
-            with httpx.Client(timeout=120) as client:
-                while time.monotonic() < deadline:
-                    answer = client.post(
-                        f"{server.url}/translate/horse2zebra", content=data, headers=JPEG
-                    )
-                    codes.add(answer.status_code)
-            return codes
-
-        with concurrent.futures.ThreadPoolExecutor(32) as pool:
-            codes = set().union(*pool.map(hammer, range(32)))
+        burst = closed_loop(f"{server.url}/translate/horse2zebra", data, 32, 30, timeout=120)
+        codes = {answer.status_code for answer in burst.answers}
         assert codes <= {200, 503}, codes  # shed with 503, never 504
         assert metric(server.metrics_url, "cyclegan_batch_size_sum") > metric(
             server.metrics_url, "cyclegan_batch_size_count"
