@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,13 @@ UP_FILTER = 2
 def chunk(kind: bytes, data: bytes) -> bytes:
     """Length, type, data and the CRC of type + data."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@lru_cache(maxsize=4)
+def iccp_chunk(icc_profile: bytes) -> bytes:
+    """The profile's chunk: name, NUL, method 0 (deflate), the deflated profile. Every answer
+    carries the same profile, so it is deflated once, not on every request."""
+    return chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(icc_profile))
 
 
 def up_filtered(rows: np.ndarray, above: np.ndarray) -> bytes:
@@ -55,13 +63,12 @@ def write_png(image: Image.Image, icc_profile: bytes, xmp: bytes, xmp_key: str) 
         parts.append(deflate.compress(up_filtered(rows, above)))
         above = rows[-1]
     parts.append(deflate.flush())
-    profile = b"sRGB\x00\x00" + zlib.compress(icc_profile)  # name, NUL, method 0 (deflate)
     # keyword, NUL, not compressed, method 0, no language tag, no translated keyword
     text = xmp_key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + xmp
     return b"".join((
         SIGNATURE,
         chunk(b"IHDR", header),
-        chunk(b"iCCP", profile),
+        iccp_chunk(icc_profile),
         chunk(b"iTXt", text),
         chunk(b"IDAT", b"".join(parts)),
         chunk(b"IEND", b""),
