@@ -97,45 +97,90 @@ class ResnetGenerator(nn.Module):
 
     R is a full residual block, or a depthwise-separable one when `config.arch` is "mobile".
     The u layers are transposed convolutions or resize-convolutions (`config.upsample`).
+    With `config.ends` "shuffle" the full-resolution ends change: unshuffle and c3s1-2ngf in,
+    c3s1-12 and shuffle out, all at half resolution. The layers between the ends (`inner`,
+    d4ngf through u2ngf) are the same for both, so one can start from the other's weights.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         self.config = config
         ngf = config.ngf
+        stem = shuffle_stem(config) if config.ends == "shuffle" else conv7_stem(config)
         # InstanceNorm without affine parameters follows the reference, so conv biases stay on.
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(config.in_channels, ngf, 7, bias=True),
-            nn.InstanceNorm2d(ngf),
+        inner: list[nn.Module] = [  # (N, 2ngf, H/2, W/2) -> (N, 2ngf, H/2, W/2)
+            nn.Conv2d(ngf * 2, ngf * 4, 3, stride=2, padding=1, bias=True),
+            nn.InstanceNorm2d(ngf * 4),
             nn.ReLU(inplace=True),
         ]
-        for i in range(2):  # downsample: (N, ngf, H, W) -> (N, 4ngf, H/4, W/4)
-            channels = ngf * 2**i
-            layers += [
-                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
-                nn.InstanceNorm2d(channels * 2),
-                nn.ReLU(inplace=True),
-            ]
         block = MobileResidualBlock if config.arch == "mobile" else ResidualBlock
-        layers += [block(ngf * 4) for _ in range(config.n_blocks)]
-        for i in range(2):  # upsample back to (N, ngf, H, W)
-            channels = ngf * 2 ** (2 - i)
-            layers += [
-                *upsampling_layers(config.upsample, channels, channels // 2),
-                nn.InstanceNorm2d(channels // 2),
-                nn.ReLU(inplace=True),
-            ]
-        layers += [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(ngf, config.out_channels, 7),
-            nn.Tanh(),
+        inner += [block(ngf * 4) for _ in range(config.n_blocks)]
+        inner += [
+            *upsampling_layers(config.upsample, ngf * 4, ngf * 2),
+            nn.InstanceNorm2d(ngf * 2),
+            nn.ReLU(inplace=True),
         ]
-        self.model = nn.Sequential(*layers)
+        head = shuffle_head(config) if config.ends == "shuffle" else conv7_head(config)
+        self.inner = slice(len(stem), len(stem) + len(inner))
+        self.model = nn.Sequential(*stem, *inner, *head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, 3, H, W) in [-1, 1] -> (N, 3, H, W) in [-1, 1]
         return self.model(x)
+
+    def inner_layers(self) -> nn.Sequential:
+        """The layers between the full-resolution ends, alike whatever `config.ends` is.
+
+        The same modules, renumbered from 0, so their state dicts load into each other."""
+        return nn.Sequential(*list(self.model)[self.inner])
+
+
+def conv7_stem(config: GeneratorConfig) -> list[nn.Module]:
+    """(N, in, H, W) -> (N, 2ngf, H/2, W/2): c7s1-ngf, d2ngf."""
+    ngf = config.ngf
+    return [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(config.in_channels, ngf, 7, bias=True),
+        nn.InstanceNorm2d(ngf),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(ngf, ngf * 2, 3, stride=2, padding=1, bias=True),
+        nn.InstanceNorm2d(ngf * 2),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def conv7_head(config: GeneratorConfig) -> list[nn.Module]:
+    """(N, 2ngf, H/2, W/2) -> (N, out, H, W): ungf, c7s1-out, tanh."""
+    ngf = config.ngf
+    return [
+        *upsampling_layers(config.upsample, ngf * 2, ngf),
+        nn.InstanceNorm2d(ngf),
+        nn.ReLU(inplace=True),
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(ngf, config.out_channels, 7),
+        nn.Tanh(),
+    ]
+
+
+def shuffle_stem(config: GeneratorConfig) -> list[nn.Module]:
+    """(N, in, H, W) -> (N, 2ngf, H/2, W/2): each 2x2 block of pixels becomes 4 channels."""
+    return [
+        nn.PixelUnshuffle(2),
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(config.in_channels * 4, config.ngf * 2, 3, bias=True),
+        nn.InstanceNorm2d(config.ngf * 2),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def shuffle_head(config: GeneratorConfig) -> list[nn.Module]:
+    """(N, 2ngf, H/2, W/2) -> (N, out, H, W): 4 channels per pixel become its 2x2 block."""
+    return [
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(config.ngf * 2, config.out_channels * 4, 3, bias=True),
+        nn.PixelShuffle(2),
+        nn.Tanh(),
+    ]
 
 
 def build_generator(config: GeneratorConfig) -> nn.Module:

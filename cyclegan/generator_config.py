@@ -27,5 +27,12 @@ class GeneratorConfig(BaseModel):
         description="deconv: transposed convolutions (the reference); resize: nearest-neighbour "
         "upsampling then a convolution, which cannot leave a checkerboard (Odena et al. 2016)",
     )
+    ends: Literal["conv7", "shuffle"] = Field(
+        "conv7",
+        description="the layers at full resolution. conv7: the reference's 7x7 convolutions in "
+        "and out; shuffle: the image is folded into 2x2 blocks on the way in (pixel unshuffle) "
+        "and unfolded on the way out (pixel shuffle, Shi et al. 2016), so no layer runs at "
+        "full resolution: about half a small student's time on a CPU",
+    )
     in_channels: int = Field(3, ge=1)
     out_channels: int = Field(3, ge=1)

@@ -17,6 +17,8 @@ from cyclegan.package import PackageError, load_package
 from tests.builders import SMALL, make_package
 
 RESNET9 = GeneratorConfig(ngf=64, n_blocks=9)
+# the fast student's kind: pixel (un)shuffle at the ends, mobile blocks
+SHUFFLE = GeneratorConfig(arch="mobile", ngf=8, n_blocks=2, upsample="resize", ends="shuffle")
 
 
 @pytest.fixture
@@ -24,7 +26,9 @@ def small_package(tmp_path: Path) -> Path:
     return make_package(tmp_path / "pkg", SMALL)
 
 
-@pytest.mark.parametrize("config", [SMALL, RESNET9], ids=["small", "resnet9"])
+@pytest.mark.parametrize(
+    "config", [SMALL, RESNET9, SHUFFLE], ids=["small", "resnet9", "shuffle-ends"]
+)
 def test_export_matches_pytorch_at_several_shapes(tmp_path: Path, config: GeneratorConfig) -> None:
     package_dir = make_package(tmp_path / "pkg", config)
     assert main(["onnx", "--package", str(package_dir)]) == 0

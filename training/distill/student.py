@@ -57,6 +57,10 @@ class DistillConfig(BaseModel):
     arch: Literal["resnet", "mobile"] = Field("mobile", description="student blocks")
     ngf: int = Field(16, ge=1, description="student filters in the first layer")
     n_blocks: int = Field(6, ge=1, description="student residual blocks")
+    ends: Literal["conv7", "shuffle"] = Field(
+        "shuffle", description="the student's full-resolution layers: shuffle (none: pixel "
+        "unshuffle in, pixel shuffle out; about half the time on a CPU) or conv7 (the reference's)",
+    )  # fmt: skip
     suffix: str = Field(
         "-fast", pattern=r"^(-[a-z0-9]+)+$", description="appended to its direction names"
     )
@@ -75,7 +79,9 @@ class DistillConfig(BaseModel):
     critic_ndf: int = Field(32, ge=1, description="the critics' first-layer filters")
     max_minutes: float | None = Field(None, gt=0, description="stop and package after this long")
     init_from: Path | None = Field(
-        None, description="an earlier student package to continue from (same size)"
+        None,
+        description="an earlier student package to continue from (same size; with other "
+        "--ends, its layers between the ends carry over and the ends start fresh)",
     )
     only: str | None = Field(
         None, json_schema_extra={"metavar": "DIRECTION"},
@@ -148,7 +154,7 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
     names = {"ab": between(domains[0], domains[1]), "ba": between(domains[1], domains[0])}
     trained = directions_to_train(config, names)
     student_config = GeneratorConfig(
-        arch=config.arch, ngf=config.ngf, n_blocks=config.n_blocks,
+        arch=config.arch, ngf=config.ngf, n_blocks=config.n_blocks, ends=config.ends,
         upsample=teacher.direction(names["ab"]).generator.upsample,
     )  # fmt: skip
     teachers, students = build_networks(teacher, names, trained, student_config, device)
@@ -157,6 +163,11 @@ def distill(config: DistillConfig, run: Path, command: list[str]) -> ModelPackag
         started_from = load_students(
             config.init_from, students, names, student_config, config.suffix
         )
+        if config.only is not None and started_from["inner_layers_only"]:
+            raise ValueError(
+                f"--only {config.only} keeps the other student of --init-from as it is, so "
+                f"--ends must be that student's"
+            )
     steps = train_students(config, run, teachers, students, placement)
     return write_student(
         config, teacher, student_config, students, run, steps, command, started_from
@@ -267,19 +278,31 @@ def load_students(
 ) -> dict[str, Any]:  # fmt: skip
     """Start each student from an earlier student package; what it grew from, for model.json.
 
-    The package must hold the same directions (with `suffix`) and the same generator; the
+    The package must hold the same directions (with `suffix`) and the same generator, but for
+    its `ends`: from a student with other ends only the layers between them carry over (the
+    ends start fresh), so a new student keeps most of what the earlier one learnt. The
     adapters onto the teacher start fresh, as the teacher may be a newer one."""
     package = load_package(path)
+    other_ends = False
     for key, name in names.items():
         spec = package.direction(name + suffix)  # a clear error for another pair or suffix
-        if spec.generator != student_config:
+        if spec.generator.model_copy(update={"ends": student_config.ends}) != student_config:
             raise ValueError(
                 f"{path}: {name + suffix} is {spec.generator}, but this student is "
                 f"{student_config}; pass the same --arch, --ngf and --n-blocks"
             )
-        students[key].generator.load_state_dict(package.load_generator(name + suffix).state_dict())
-    log.info("students start from %s %s", package.name, package.manifest.version)
-    return init_from_record(package)
+        earlier = package.load_generator(name + suffix)
+        student = students[key].generator
+        other_ends = spec.generator.ends != student_config.ends
+        if other_ends:
+            student.inner_layers().load_state_dict(earlier.inner_layers().state_dict())
+        else:
+            student.load_state_dict(earlier.state_dict())
+    log.info(
+        "students start from %s %s%s", package.name, package.manifest.version,
+        " (the layers between the ends; the ends start fresh)" if other_ends else "",
+    )  # fmt: skip
+    return {**init_from_record(package), "inner_layers_only": other_ends}
 
 
 def write_student(
