@@ -1,4 +1,4 @@
-"""`python -m compile onnx | quantize | tensorrt | verify | benchmark --package PKG`."""
+"""`python -m compile onnx | quantize | tensorrt | verify | benchmark | operators --package PKG`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     verify.add_argument("--repeats", type=int, default=3)
+
+    operators = commands.add_parser(
+        "operators", help="one image's time by operator type, in ONNX Runtime's profiler"
+    )
+    operators.add_argument("--package", type=Path, required=True)
+    operators.add_argument("--resolution", type=int, default=256)
+    operators.add_argument("--runs", type=int, default=30, help="profiled runs per direction")
+    operators.add_argument("--threads", type=int, default=2, help="ONNX Runtime's threads")
 
     bench = commands.add_parser("benchmark", help="time every backend in-process (BENCHMARKS.md)")
     bench.add_argument("--package", type=Path, default=DEFAULT_MODEL, help="the default model")
@@ -100,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             from compile.benchmark import run
 
             run(package.path, args.quick, args.out, args.figures, args.calibration)
+            return 0
+        if args.command == "operators":
+            from compile.operators import profile_package, table
+
+            profiles = profile_package(package, args.resolution, args.runs, args.threads)
+            print("\n".join(table(profiles)))  # the table is the command's output
             return 0
         from compile.verify import format_table, verify_package
 
