@@ -41,6 +41,7 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("inference (ONNX Runtime)", ("onnxruntime/", "InferenceSession.run")),
     ("image encode", (
         "_save (PIL/ImageFile.py", "PngImagePlugin.py", "JpegImagePlugin.py", "WebPImagePlugin.py",
+        "serving/png_writer.py", "encode (serving/image_io.py",
     )),
     ("image decode", ("load (PIL/ImageFile.py", "draft (PIL/", "decode (serving/")),
     ("resize, pad, crop", ("prepare (serving/", "restore (serving/", "resize (PIL/")),

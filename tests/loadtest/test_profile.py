@@ -19,6 +19,10 @@ def test_stacks_are_filed_by_process_and_innermost_known_activity() -> None:
         "save (PIL/Image.py:2400);_save (PIL/PngImagePlugin.py:1300) 7",
         f"{SUPERVISOR};{FRONT};run (asyncio/runners.py:118);"
         "_run_once (asyncio/base_events.py:1900) 3",
+        # the service's own PNG writer runs in a worker thread (anyio's frames outside it)
+        f"{SUPERVISOR};{FRONT};run (anyio/_backends/_asyncio.py:900);"
+        "restore_and_encode (serving/service.py:233);encode (serving/image_io.py:290);"
+        "write_png (serving/png_writer.py:60) 5",
         f"{SUPERVISOR};{FRONT};decode_and_fit (serving/service.py:196);"
         "load (PIL/ImageFile.py:290) 2",
         f"{SUPERVISOR};main (serving/__main__.py:30) 1",
@@ -27,7 +31,7 @@ def test_stacks_are_filed_by_process_and_innermost_known_activity() -> None:
     counts = summarise(raw)
     assert counts["generator"] == {"inference (ONNX Runtime)": 40}
     assert counts["front"] == {
-        "image encode": 7, "HTTP, asyncio, BentoML": 3, "image decode": 2,
+        "image encode": 12, "HTTP, asyncio, BentoML": 3, "image decode": 2,
     }  # fmt: skip
     assert counts["supervisor"] == {"other Python": 1}
     assert process_name(f"{SUPERVISOR};{GENERATOR};x (a.py:1)") == "generator"
