@@ -1,10 +1,11 @@
 """`python -m compile operators`: where one image's time goes inside a graph, by operator type.
 
 Multiply-adds do not say how fast a small generator runs on a CPU: its time goes to
-normalisations, pads and layout changes as much as to convolutions. This runs each direction's
-served CPU graph (INT8 when the package has one, else fp32) on one image under ONNX Runtime's
-profiler and adds the nodes' kernel times up by operator type, so a student can be chosen by
-measured latency.
+normalisations, pads and layout changes as much as to convolutions. This runs, for each
+direction, the CPU graph the service runs (INT8 where it passed its gate, else fp32), opened as
+the service opens it (`OnnxRuntimeBackend.from_package`, idle threads sleeping), on one image
+under ONNX Runtime's profiler, and adds the nodes' kernel times up by operator type, so a
+student can be chosen by measured latency.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.backends.onnx_runtime import fast_precision, graph_file
+from cyclegan.backends.onnx_runtime import OnnxRuntimeBackend
 from cyclegan.generator import count_macs
-from cyclegan.onnx_names import INPUT_NAME
 from cyclegan.package import ModelPackage
 
 log = logging.getLogger(__name__)
+
+WARMUP_RUNS = 5  # profiled too: ONNX Runtime traces a session from its start
 
 
 @dataclass(frozen=True)
@@ -41,29 +43,26 @@ class GraphProfile:
 
 
 def profile_graph(
-    path: Path, size: int, runs: int, threads: int
-) -> tuple[float, dict[str, float], dict[str, int]]:
-    """(median ms per run, kernel ms per run by op type, node count by op type) of one graph."""
-    import onnxruntime as ort
-
+    package: ModelPackage, direction: str, size: int, runs: int, threads: int
+) -> tuple[str, float, dict[str, float], dict[str, int]]:
+    """(graph precision, median ms per run, kernel ms per run by op type, nodes by op type) of
+    the graph the service runs for `direction` on the CPU, opened as the service opens it."""
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as served
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for _ in range(5):  # first runs allocate and pick kernels
-            session.run(None, {INPUT_NAME: x})
+        backend = OnnxRuntimeBackend.from_package(
+            package, direction, use_cuda=False, threads=threads, spin=False,
+            profile_prefix=str(Path(tmp) / "profile"),
+        )  # fmt: skip
+        for _ in range(WARMUP_RUNS):  # first runs allocate and pick kernels
+            backend.translate(x)
         walls = []
         for _ in range(runs):
             began = time.perf_counter()
-            session.run(None, {INPUT_NAME: x})
+            backend.translate(x)
             walls.append(time.perf_counter() - began)
-        events = json.loads(Path(session.end_profiling()).read_text())
-    return (statistics.median(walls) * 1000, *kernel_times(events, runs + 5))
+        events = json.loads(Path(backend.session.end_profiling()).read_text())
+    ms, nodes = kernel_times(events, WARMUP_RUNS + runs)
+    return backend.precision, statistics.median(walls) * 1000, ms, nodes
 
 
 def kernel_times(events: list[dict], runs: int) -> tuple[dict[str, float], dict[str, int]]:
@@ -88,8 +87,7 @@ def profile_package(
     for name, spec in package.manifest.directions.items():
         if spec.onnx is None:
             raise ValueError(f"{package.path}: no ONNX graphs; run python -m compile onnx first")
-        precision = fast_precision(spec.onnx, use_cuda=False)
-        wall, ms, nodes = profile_graph(graph_file(package, name, precision), size, runs, threads)
+        precision, wall, ms, nodes = profile_graph(package, name, size, runs, threads)
         gmacs = count_macs(spec.generator, size, size) / 1e9
         profiles.append(GraphProfile(name, precision, gmacs, wall, ms, nodes))
         log.info("%s (%s): %.1f ms per image", name, precision, wall)

@@ -20,7 +20,12 @@ class OnnxRuntimeBackend:
     max_batch_size = None
 
     def __init__(
-        self, path: Path, use_cuda: bool = False, threads: int | None = None, spin: bool = True
+        self,
+        path: Path,
+        use_cuda: bool = False,
+        threads: int | None = None,
+        spin: bool = True,
+        profile_prefix: str | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -39,6 +44,9 @@ class OnnxRuntimeBackend:
             # direction) and the front's image work share few cores
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if profile_prefix is not None:  # ONNX Runtime's trace of every node (compile operators)
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as error:  # ORT raises its own Fail/InvalidGraph types
@@ -65,6 +73,7 @@ class OnnxRuntimeBackend:
         precision: PrecisionName = "auto",
         spin: bool = True,
         cpuinfo: Path = CPUINFO,
+        profile_prefix: str | None = None,
     ) -> OnnxRuntimeBackend:
         info = package.direction(direction).onnx
         if info is None:
@@ -87,7 +96,7 @@ class OnnxRuntimeBackend:
         path = graph_file(package, direction, precision)
         if precision == "int8" and use_cuda:
             raise BackendUnavailable("the INT8 graph is for the CPU; on a GPU use fp16")
-        return cls(path, use_cuda, threads, spin)
+        return cls(path, use_cuda, threads, spin, profile_prefix)
 
     def translate(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

@@ -293,8 +293,8 @@ def load_students(
             )
         earlier = package.load_generator(name + suffix)
         student = students[key].generator
-        other_ends = spec.generator.ends != student_config.ends
-        if other_ends:
+        if spec.generator.ends != student_config.ends:
+            other_ends = True
             student.inner_layers().load_state_dict(earlier.inner_layers().state_dict())
         else:
             student.load_state_dict(earlier.state_dict())
