@@ -119,6 +119,23 @@ def test_a_wide_gamut_photo_keeps_its_colours(server: Server) -> None:
     assert converted <= 2.5 and ignored > 3 * converted
 
 
+def test_profiles_are_converted_once_and_srgb_itself_not_at_all() -> None:
+    """A profile's transform is built once and kept; sRGB's own profile (as most photos embed)
+    changes no pixel and needs none; a wide-gamut one still converts."""
+    image_io.srgb_transform.cache_clear()
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert image_io.srgb_transform(srgb, "RGB") is None
+    photo = Image.new("RGB", (16, 16), P3_COLOUR)
+    photo.info["icc_profile"] = srgb
+    assert np.asarray(image_io.to_srgb(photo)).reshape(-1, 3).tolist()[0] == list(P3_COLOUR)
+    assert image_io.srgb_transform(p3_profile(), "RGB") is not None
+    photo.info["icc_profile"] = p3_profile()
+    for _ in range(3):
+        converted = np.asarray(image_io.to_srgb(photo)).reshape(-1, 3)[0]
+    assert np.abs(converted.astype(int) - P3_COLOUR).max() > 10  # wider red: more saturated
+    assert image_io.srgb_transform.cache_info().misses == 2  # one build per profile
+
+
 def test_a_broken_profile_is_read_as_srgb(server: Server) -> None:
     image = Image.new("RGB", (32, 32), P3_COLOUR)
     broken = pixels(post(server, png(image, icc_profile=b"not a profile"), "?strength=0"))
