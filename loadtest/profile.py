@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         now = datetime.datetime.now(datetime.UTC)
         settings = " ".join(args.env) or "the shipped settings"
+        if not any(name == "generator" for name in per_image):
+            settings += " (the generator runs in the front's process)"
         write_section(args.out, HEADING, [
             HEADING, "",
             f"Written by `python -m loadtest.profile` on {now:%Y-%m-%d %H:%M} UTC (load average "

@@ -7,7 +7,8 @@ Starts the service (the shipped model, default settings) on a free loopback port
    waited for a free client thread counts that wait), memory of the server's processes
    against the warmed-up level, and how soon a lone request is answered normally after the
    load stops;
-3. a killed generator: 8 clients back to back; the generator worker gets SIGKILL after 10 s:
+3. a killed generator: 8 clients back to back; the process that runs the model (the generator
+   worker, or the front's where the generator runs in it) gets SIGKILL after 10 s:
    which answers, how long until the first 200 after the kill, what /readyz said;
 4. slow readers: 100 connections ask for large answers and never read them while 8 clients
    run: their answers, and whether the slow readers held in-flight slots.
@@ -47,6 +48,7 @@ from loadtest.probe import (
     generator_workers,
     open_connection,
     open_loop,
+    processes,
     scrape,
     total,
     tree_rss,
@@ -157,11 +159,12 @@ def killed_generator(server: Server, data: bytes) -> list[str]:
 
     def kill() -> None:
         time.sleep(10)
-        workers = generator_workers(server.process.pid)
+        # the generator's workers, or the front's where the generator runs in its process
+        workers = generator_workers(server.process.pid) or processes(server.process.pid)[1:]
         for worker in workers:
             worker.send_signal(signal.SIGKILL)
         killed_at.append(time.monotonic())
-        log.info("killed generator worker(s) %s", [worker.pid for worker in workers])
+        log.info("killed the process(es) running the model: %s", [w.pid for w in workers])
 
     def watch() -> None:
         while not done.is_set():
@@ -190,8 +193,9 @@ def killed_generator(server: Server, data: bytes) -> list[str]:
     recovered = f"{first_ok_after_kill[0]:.1f} s" if first_ok_after_kill else "not within the run"
     said = "; ".join(f"{reason!r} x{n}" for reason, n in reasons.most_common(3)) or "nothing"
     return [
-        "Generator killed: 8 clients back to back for 40 s; SIGKILL to the generator worker at "
-        "10 s (BentoML starts a new one).",
+        "Generator killed: 8 clients back to back for 40 s; SIGKILL at 10 s to the process "
+        "that runs the model: the generator worker, or with the generator in the front's "
+        "process (the default) the front's worker; BentoML starts a new one.",
         "",
         "| measure | value |",
         "|---|---|",

@@ -1,9 +1,10 @@
 """The front's side of the hop to the generator: what it serves (cached once ready), whether it
 is ready, and one image through it with bounded retries.
 
-The generator is a separate BentoML service (serving/service.py, `BatchedGenerator`) that may
-be starting, restarting after a crash, or shedding load; every one of those becomes a 503 the
-client can retry, never a 500 or a hang.
+With CYCLEGAN_GENERATOR=worker the generator is a separate BentoML service (serving/service.py,
+`BatchedGenerator`) that may be starting, restarting after a crash, or shedding load; every one
+of those becomes a 503 the client can retry, never a 500 or a hang. (In the front's own
+process it is serving/generator.py's `InProcessGenerator`.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from serving.errors import ServiceError
 from serving.prometheus import KNOWN_DIRECTIONS
 
 if TYPE_CHECKING:
-    from serving.service import Generated, GenerateItem
+    from serving.generator import Generated, GenerateItem
 
 log = logging.getLogger("serving")
 

@@ -10,10 +10,11 @@
                                           (serving/metrics_server.py)
 
 The front decodes each image once, fits it to the model's working canvas and hands a uint8
-canvas to `BatchedGenerator.generate`, whose batcher (serving/batcher.py) runs concurrent
-requests as one forward pass. The request guard (serving/guard.py) admits, limits and counts
-every translate request before it gets here. Settings come from CYCLEGAN_* environment
-variables (serving/settings.py).
+canvas to the generator (serving/generator.py), whose batcher (serving/batcher.py) runs
+concurrent requests as one forward pass. The generator runs in the front's process, or with
+CYCLEGAN_GENERATOR=worker in BentoML workers of its own (`BatchedGenerator`). The request
+guard (serving/guard.py) admits, limits and counts every translate request before it gets
+here. Settings come from CYCLEGAN_* environment variables (serving/settings.py).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from bentoml.validators import ContentType
 from starlette.responses import Response
 
 from serving import bentoml_fixes, image_io, routes
-from serving.batcher import Batcher, Overloaded
+from serving.batcher import Overloaded
 from serving.errors import INTERNAL, ServiceError, error_response
+from serving.generator import Generated, GenerateItem, Generator, InProcessGenerator
 from serving.generator_client import GeneratorClient
 from serving.guard import RequestGuard
 from serving.metrics_server import serve_metrics
@@ -46,21 +48,6 @@ from serving.settings import get_settings
 log = logging.getLogger("serving")
 settings = get_settings()
 bentoml_fixes.install()  # before BentoML builds the services' apps
-
-
-class GenerateItem(bentoml.IODescriptor):
-    """One image on its way to the batcher (BentoML's base class knows numpy fields)."""
-
-    direction: str
-    canvas: np.ndarray  # (3, R, R) uint8
-
-
-class Generated(bentoml.IODescriptor):
-    """The translated canvas, and where its time in the generator went."""
-
-    canvas: np.ndarray  # (3, R, R) uint8
-    queue_s: float  # waiting for its batch
-    infer_s: float  # its direction's forward pass in that batch, conversions included
 
 
 @bentoml.service(
@@ -77,68 +64,25 @@ class Generated(bentoml.IODescriptor):
     logging={"access": {"enabled": False}},
 )
 class BatchedGenerator:
-    """Loads every model package once per process and runs batches through its backend."""
+    """The generator as worker processes of its own (CYCLEGAN_GENERATOR=worker)."""
 
     def __init__(self) -> None:
-        from serving.registry import ModelRegistry
-
-        self.registry = ModelRegistry.load(settings)
-        self.batcher = Batcher(
-            self.run_batch, settings.max_batch_size, settings.max_latency_ms / 1000
-        )
+        self.generator = Generator(settings)
 
     def __is_ready__(self) -> bool:
-        return self.registry.ready
+        return self.generator.registry.ready
 
     @bentoml.api
     async def generate(self, item: GenerateItem) -> Generated:
         """One canvas through the batcher; 503 when it waited longer than the latency goal."""
         try:
-            return await self.batcher.submit(item)
+            return await self.generator.generate(item)
         except Overloaded as reason:
             raise ServiceUnavailable(str(reason)) from None
 
-    def run_batch(self, items: list[GenerateItem], waits: list[float]) -> list[Generated]:
-        """Same-direction items run together; the answers are in the order of `items`."""
-        outputs: list[Generated | None] = [None] * len(items)
-        groups: dict[str, list[int]] = {}
-        for index, item in enumerate(items):
-            groups.setdefault(item.direction, []).append(index)
-        # the directions of one batch run one after another: each image also waits for the
-        # passes of the directions before its own
-        queued = 0.0
-        for direction, indices in groups.items():
-            began = time.perf_counter()
-            results = self.registry.translate(
-                direction, [items[i].canvas for i in indices], [waits[i] for i in indices]
-            )
-            infer = time.perf_counter() - began
-            for i, result in zip(indices, results, strict=True):
-                outputs[i] = Generated(canvas=result, queue_s=waits[i] + queued, infer_s=infer)
-            queued += infer
-        return [out for out in outputs if out is not None]
-
     @bentoml.api
     def describe(self) -> dict[str, Any]:
-        return {
-            "ready": self.registry.ready,
-            "problems": self.registry.problems,
-            "directions": {
-                name: {
-                    "model": info.model,
-                    "version": info.version,
-                    "native_resolution": info.native_resolution,
-                    "backend": info.backend.name,
-                    "device": info.backend.device,
-                    "precision": info.backend.precision,
-                    "source": info.source,
-                    "target": info.target,
-                    "domains": list(info.domains),
-                    "example": info.example,
-                }
-                for name, info in self.registry.directions.items()
-            },
-        }
+        return self.generator.describe()
 
 
 def example_urls(direction: str) -> dict[str, str]:
@@ -152,11 +96,16 @@ def example_urls(direction: str) -> dict[str, str]:
     metrics={"enabled": False},
 )
 class Translator:
-    generator = bentoml.depends(BatchedGenerator)
+    if settings.generator == "worker":  # `bentoml serve` starts services this one depends on
+        generator = bentoml.depends(BatchedGenerator)
 
     def __init__(self) -> None:
         serve_metrics(settings.host, settings.metrics_port)  # the front runs one worker
-        self.client = GeneratorClient(self.generator)
+        self.client: GeneratorClient | InProcessGenerator = (
+            GeneratorClient(self.generator)
+            if settings.generator == "worker"
+            else InProcessGenerator(settings)
+        )
         # Images being decoded, translated or encoded at once: enough to fill a batch while
         # another runs. The rest wait here, undecoded, and are shed (503) after the latency
         # goal: under overload no CPU goes to images that would be dropped anyway.

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,7 +75,13 @@ class ServiceSettings(BaseSettings):
         10, gt=0, description="longest pause in a client's upload or download before 408"
     )
     # processes and threads
-    workers: int = Field(1, ge=1, description="generator processes")
+    generator: Literal["in-process", "worker"] = Field(
+        "in-process",
+        description="where inference runs: in-process, in the front's own process (no hop); "
+        "worker, in BentoML worker processes of its own (a crashed runtime costs only "
+        "them, and there can be `workers` of them)",
+    )
+    workers: int = Field(1, ge=1, description="generator processes (with generator=worker)")
     threads: int | None = Field(
         None,
         ge=1,
@@ -122,6 +128,10 @@ class ServiceSettings(BaseSettings):
             problems.append(f"max_resolution ({self.max_resolution}) must be a multiple of 4")
         if self.metrics_port == self.port:
             problems.append(f"metrics_port and port are both {self.port}; give metrics their own")
+        if self.workers > 1 and self.generator == "in-process":
+            problems.append(
+                f"workers ({self.workers}) are generator processes: set generator=worker too"
+            )
         if self.backend == "tensorrt" and self.device == "cpu":
             problems.append("backend tensorrt needs device cuda (or auto)")
         if problems:

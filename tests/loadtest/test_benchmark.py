@@ -55,6 +55,8 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     assert rows and all(line.endswith("| 0 |") for line in rows)  # no failed requests
     overhead = text.split("## 2.")[1].split("## 3.")[0]
     assert "raw runtime img/s" in overhead and "nan" not in overhead  # the ratio was measured
+    assert "| in the front's process (the default) |" in overhead
+    assert "| worker processes (CYCLEGAN_GENERATOR=worker) |" in overhead  # the hop's cost
     assert "![throughput and p95 latency against clients](benchmarks-clients.png)" in batching
     assert (tmp_path / "benchmarks-clients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "4 clients spread round robin over 4 directions" in batching

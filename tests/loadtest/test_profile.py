@@ -39,18 +39,22 @@ def test_stacks_are_filed_by_process_and_innermost_known_activity() -> None:
 
 
 @pytest.mark.slow
-def test_profile_of_a_real_server_finds_inference_in_the_generator(
-    model_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("generator", ["worker", "in-process"])
+def test_profile_of_a_real_server_finds_inference_where_it_runs(
+    model_dir: Path, tmp_path: Path, generator: str
 ) -> None:
     out = tmp_path / "BENCHMARKS.md"
     image = sorted((Path(__file__).parents[1] / "fixtures/horse2zebra/testA").iterdir())[0]
     argv = [
         "--models", str(model_dir), "--direction", "horse2zebra", "--image", str(image),
         "--clients", "4", "--seconds", "6", "--out", str(out),
+        "--env", f"CYCLEGAN_GENERATOR={generator}",
     ]  # fmt: skip
     assert main(argv) == 0
     text = out.read_text()
     assert text.startswith("# Benchmarks") and "## 7. Where the time goes" in text
-    assert "| generator | inference (ONNX Runtime) |" in text
-    rows = [line for line in text.splitlines() if line.startswith("| generator |")]
+    runs_the_model = "generator" if generator == "worker" else "front"
+    assert f"| {runs_the_model} | inference (ONNX Runtime) |" in text
+    rows = [line for line in text.splitlines() if line.startswith(f"| {runs_the_model} |")]
     assert rows and float(rows[0].split("|")[2]) > 0  # CPU ms per image, from the OS
+    assert ("| generator |" in text) == (generator == "worker")

@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loadtest.probe import closed_loop, generator_workers, metric, open_connection, tree_rss
+from loadtest.probe import (
+    NO_ANSWER,
+    closed_loop,
+    generator_workers,
+    metric,
+    open_connection,
+    processes,
+    tree_rss,
+)
 from tests.builders import real_images
 from tests.serverlib import Server, load_until, start_server, stop_server, wait_until
 
@@ -45,10 +53,18 @@ def test_saturation_sheds_and_recovers(server: Server) -> None:
 
 
 @pytest.mark.slow
-def test_killed_generator_answers_503_then_recovers(tmp_path: Path, model_dir: Path) -> None:
-    """SIGKILL the generator worker under load: no 500, no hang; /readyz says why while it
-    restarts; then it serves again."""
-    server = start_server(model_dir, tmp_path, {"CYCLEGAN_MAX_CONCURRENCY": "32"})
+@pytest.mark.parametrize("generator", ["worker", "in-process"])
+def test_a_killed_generator_never_hangs_then_recovers(
+    tmp_path: Path, model_dir: Path, generator: str
+) -> None:
+    """SIGKILL the process that runs the model, under load: no 500, no hang; /readyz says why
+    while BentoML starts a new one; then it serves again.
+
+    A worker generator's front answers 503 meanwhile. In-process, the front dies with it: the
+    requests it held get no answer, and the new one answers 503 while its models load."""
+    server = start_server(
+        model_dir, tmp_path, {"CYCLEGAN_MAX_CONCURRENCY": "32", "CYCLEGAN_GENERATOR": generator}
+    )
     try:
         wait_until(server, "/readyz", 200)
         data = real_images("testA", 1)[0].read_bytes()
@@ -68,7 +84,10 @@ def test_killed_generator_answers_503_then_recovers(tmp_path: Path, model_dir: P
         def kill_generator() -> None:
             time.sleep(3)
             workers = generator_workers(server.process.pid)
-            assert workers, "no generator worker found"
+            if generator == "in-process":
+                assert workers == [], "a generator worker with CYCLEGAN_GENERATOR=in-process"
+                workers = processes(server.process.pid)[1:]  # the front's worker
+            assert workers, "no process runs the model"
             for worker in workers:
                 worker.send_signal(signal.SIGKILL)
 
@@ -84,15 +103,21 @@ def test_killed_generator_answers_503_then_recovers(tmp_path: Path, model_dir: P
             stop.set()
             watcher.join()
         codes = {answer.status_code for answer in results}
-        assert codes <= {200, 503}, codes  # never 500 for an unavailable generator, no hang (-1)
-        assert any("generator" in reason for reason in not_ready), not_ready
+        if generator == "worker":
+            assert codes <= {200, 503}, codes  # never 500 for an unavailable generator
+            assert any("generator" in reason for reason in not_ready), not_ready
+        else:
+            assert codes <= {200, 503, NO_ANSWER}, codes  # no 500, no hang (TIMEOUT)
+            assert any("loading" in reason for reason in not_ready), not_ready
+        assert 200 in codes
         after = httpx.post(
             f"{server.url}/translate/horse2zebra", content=data, headers=JPEG, timeout=60
         )
         assert after.status_code == 200
     finally:
         stop_server(server)
-    assert "not ready: the generator is not answering" in server.log_text()
+    if generator == "worker":
+        assert "not ready: the generator is not answering" in server.log_text()
 
 
 def large_answer_request() -> bytes:

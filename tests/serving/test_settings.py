@@ -55,6 +55,8 @@ def test_misspelt_settings_are_refused_with_a_suggestion(monkeypatch: pytest.Mon
         ({"max_resolution": 510}, "multiple of 4"),
         ({"backend": "tensorrt", "device": "cpu"}, "tensorrt"),
         ({"port": 3000, "metrics_port": 3000}, "metrics_port"),
+        ({"workers": 2}, "set generator=worker too"),  # in-process: one generator per front
+        ({"generator": "elsewhere"}, "generator"),
     ],
 )
 def test_settings_are_checked_together(values: dict[str, object], message: str) -> None:
