@@ -56,7 +56,12 @@ class ServiceSettings(BaseSettings):
         3001, ge=1, le=65535, description="Prometheus metrics (/metrics), apart from the API"
     )
     # batching (the generator's batcher: serving/batcher.py)
-    max_batch_size: int = Field(8, ge=1)
+    max_batch_size: int = Field(
+        4,
+        ge=1,
+        description="largest batch; 4 suits a CPU (larger ones gain nothing there), a GPU "
+        "pool sets more (deploy/k8s/base: 16)",
+    )
     max_latency_ms: int = Field(
         5000, ge=1, description="an image not started by then is shed with 503"
     )
