@@ -1,8 +1,10 @@
-"""`python -m compile onnx | quantize | tensorrt | verify | benchmark | operators --package PKG`."""
+"""`python -m compile onnx | quantize | tensorrt | verify | benchmark | operators | rate`, each
+with `--package PKG`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -57,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     operators.add_argument("--runs", type=int, default=30, help="profiled runs per direction")
     operators.add_argument("--threads", type=int, default=2, help="ONNX Runtime's threads")
 
+    raw = commands.add_parser("rate", help="images/s of the served ONNX Runtime graph (JSON)")
+    raw.add_argument("--package", type=Path, required=True)
+    raw.add_argument("--direction", help="default: the package's first")
+    raw.add_argument("--batch", type=int, default=1)
+    raw.add_argument("--seconds", type=float, default=8.0)
+    raw.add_argument("--size", type=int, default=256)
+
     bench = commands.add_parser("benchmark", help="time every backend in-process (BENCHMARKS.md)")
     bench.add_argument("--package", type=Path, default=DEFAULT_MODEL, help="the default model")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: checks the code only")
@@ -108,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             from compile.benchmark import run
 
             run(package.path, args.quick, args.out, args.figures, args.calibration)
+            return 0
+        if args.command == "rate":
+            from compile.rate import raw_rate
+
+            figure = raw_rate(package, args.direction, args.batch, args.seconds, args.size)
+            print(json.dumps(figure))  # the figure is the command's output
             return 0
         if args.command == "operators":
             from compile.operators import profile_package, table

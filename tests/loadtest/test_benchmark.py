@@ -57,6 +57,9 @@ def test_quick_benchmark_runs_every_section(tmp_path: Path) -> None:
     assert "raw runtime img/s" in overhead and "nan" not in overhead  # the ratio was measured
     assert "| in the front's process (the default) |" in overhead
     assert "| worker processes (CYCLEGAN_GENERATOR=worker) |" in overhead  # the hop's cost
+    turn = next(line for line in overhead.splitlines() if line.startswith("| 1 |"))
+    raw, service = (float(cell) for cell in turn.split("|")[2:4])  # timed in turns
+    assert raw > 0 and service > 0 and "Median ratio" in overhead
     assert "![throughput and p95 latency against clients](benchmarks-clients.png)" in batching
     assert (tmp_path / "benchmarks-clients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "4 clients spread round robin over 4 directions" in batching
