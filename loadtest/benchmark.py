@@ -164,15 +164,11 @@ def measure(models: Path, plan: Plan, figures: dict[str, Any] | None, workdir: P
                     )
                 loads = measured.loads.setdefault(direction, {}).setdefault(mode, {})
                 for clients in plan.clients:
-                    before = batch_stats(server.metrics_url, direction)
-                    rate, latencies, errors = load(url, body, clients, plan.seconds)
-                    after = batch_stats(server.metrics_url, direction)
-                    passes = after[1] - before[1]
-                    mean_batch = (after[0] - before[0]) / passes if passes else float("nan")
-                    loads[clients] = Load(rate, latencies, mean_batch, errors)
+                    loads[clients] = timed_load(server, url, direction, body, clients, plan)
                     log.info(
                         "%s, batching %s, %d clients: %.2f img/s, mean batch %.2f, %d errors",
-                        direction, mode, clients, rate, mean_batch, errors,
+                        direction, mode, clients, loads[clients].images_per_second,
+                        loads[clients].mean_batch, loads[clients].failed,
                     )  # fmt: skip
             if mode == "on":
                 for direction in sorted(set(served) - set(measured.person)):  # every direction
@@ -212,11 +208,11 @@ def raw_and_service_in_turns(
         "--direction", direction, "--batch", str(plan.max_batch),
         "--seconds", str(plan.seconds), "--size", str(size),
     ]  # fmt: skip
+    url = f"{server_url}/translate/{direction}?resolution={size}"
     turns = []
     for _ in range(plan.turns):
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         raw = float(json.loads(done.stdout.strip().splitlines()[-1])["images_per_second"])
-        url = f"{server_url}/translate/{direction}?resolution={size}"
         service, _, _ = load(url, body, max(plan.clients), plan.seconds)
         log.info("in turns: raw %.2f img/s, service %.2f img/s", raw, service)
         turns.append((raw, service))
@@ -248,14 +244,26 @@ def worker_generator_load(
         if figures is not None:
             url += f"?resolution={figures['size']}"
         load(url, body, 2, min(2.0, plan.seconds))  # warm-up
-        before = batch_stats(server.metrics_url, direction)
-        rate, latencies, errors = load(url, body, max(plan.clients), plan.seconds)
-        after = batch_stats(server.metrics_url, direction)
+        busiest = timed_load(server, url, direction, body, max(plan.clients), plan)
     finally:
         stop_server(server)
+    log.info(
+        "%s, generator worker: %.2f img/s, mean batch %.2f",
+        direction, busiest.images_per_second, busiest.mean_batch,
+    )  # fmt: skip
+    return busiest
+
+
+def timed_load(
+    server: Server, url: str, direction: str, body: bytes, clients: int, plan: Plan
+) -> Load:
+    """`clients` posting back to back for the plan's seconds, with the service's mean batch
+    over that time (from its batch-size histogram)."""
+    before = batch_stats(server.metrics_url, direction)
+    rate, latencies, errors = load(url, body, clients, plan.seconds)
+    after = batch_stats(server.metrics_url, direction)
     passes = after[1] - before[1]
     mean_batch = (after[0] - before[0]) / passes if passes else float("nan")
-    log.info("%s, generator worker: %.2f img/s, mean batch %.2f", direction, rate, mean_batch)
     return Load(rate, latencies, mean_batch, errors)
 
 

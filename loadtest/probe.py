@@ -62,6 +62,12 @@ def generator_workers(pid: int) -> list[psutil.Process]:
     return found
 
 
+def model_processes(pid: int) -> list[psutil.Process]:
+    """The processes that run the model: the generator's workers, or, with the generator in
+    the front's process (CYCLEGAN_GENERATOR=in-process), the server's workers."""
+    return generator_workers(pid) or processes(pid)[1:]
+
+
 # Metrics -----------------------------------------------------------------------------------
 
 # `name{label="value",...} value [timestamp]`; label values escape \\, \" and \n.

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         now = datetime.datetime.now(datetime.UTC)
         settings = " ".join(args.env) or "the shipped settings"
-        if not any(name == "generator" for name in per_image):
+        if "generator" not in per_image:
             settings += " (the generator runs in the front's process)"
         write_section(args.out, HEADING, [
             HEADING, "",

@@ -45,10 +45,9 @@ from loadtest.probe import (
     TIMEOUT,
     Answer,
     closed_loop,
-    generator_workers,
+    model_processes,
     open_connection,
     open_loop,
-    processes,
     scrape,
     total,
     tree_rss,
@@ -159,8 +158,7 @@ def killed_generator(server: Server, data: bytes) -> list[str]:
 
     def kill() -> None:
         time.sleep(10)
-        # the generator's workers, or the front's where the generator runs in its process
-        workers = generator_workers(server.process.pid) or processes(server.process.pid)[1:]
+        workers = model_processes(server.process.pid)
         for worker in workers:
             worker.send_signal(signal.SIGKILL)
         killed_at.append(time.monotonic())

@@ -111,10 +111,9 @@ class InProcessGenerator:
     def __init__(self, settings: ServiceSettings) -> None:
         self._generator: Generator | None = None
         self._described: dict[str, Any] | None = None
-        self._loader = threading.Thread(
+        threading.Thread(
             target=self._load, args=(settings,), name="load-models", daemon=True
-        )
-        self._loader.start()
+        ).start()
 
     def _load(self, settings: ServiceSettings) -> None:
         started = time.perf_counter()

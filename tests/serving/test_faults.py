@@ -19,8 +19,8 @@ from loadtest.probe import (
     closed_loop,
     generator_workers,
     metric,
+    model_processes,
     open_connection,
-    processes,
     tree_rss,
 )
 from tests.builders import real_images
@@ -83,10 +83,9 @@ def test_a_killed_generator_never_hangs_then_recovers(
 
         def kill_generator() -> None:
             time.sleep(3)
-            workers = generator_workers(server.process.pid)
             if generator == "in-process":
-                assert workers == [], "a generator worker with CYCLEGAN_GENERATOR=in-process"
-                workers = processes(server.process.pid)[1:]  # the front's worker
+                assert generator_workers(server.process.pid) == [], "a generator worker"
+            workers = model_processes(server.process.pid)
             assert workers, "no process runs the model"
             for worker in workers:
                 worker.send_signal(signal.SIGKILL)
